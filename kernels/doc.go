@@ -1,0 +1,8 @@
+// Package kernels holds the numeric kernels of the project: a packed,
+// cache-blocked, parallel SGEMM (AVX2/FMA assembly with a pure-Go fallback),
+// im2col/col2im and convolution forward/backward, pooling and friends.
+//
+// It is a leaf package: plain []float32 slices in NCHW layout, no graphs,
+// no training. The graph layer (package layers) wraps these kernels as
+// Gorgonia ops.
+package kernels
