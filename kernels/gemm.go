@@ -1,13 +1,65 @@
 package kernels
 
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
 // Sgemm computes C = alpha*op(A)*op(B) + beta*C for row-major matrices.
 //
 // op(A) is m x k (A is m x k with leading dimension lda, or k x m when
 // transA), op(B) is k x n (B is k x n with leading dimension ldb, or n x k
 // when transB), C is m x n with leading dimension ldc. When beta == 0, C is
 // overwritten without being read (NaNs in C do not propagate).
+//
+// The implementation packs A and B into cache-sized panels, runs a register
+// tiled micro-kernel (AVX2/FMA assembly when the CPU has it, pure Go
+// otherwise, see UseAssembly) and splits large products over
+// runtime.GOMAXPROCS cores. Slices too short for the given sizes and leading
+// dimensions are a programming error and panic with a message naming the
+// argument (the assembly never reads out of bounds).
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	sgemmNaive(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	if err := checkSgemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc); err != nil {
+		panic(err)
+	}
+	sgemmWith(activeKernel(), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// checkSgemm validates sizes, leading dimensions and slice lengths.
+func checkSgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) error {
+	if m < 0 || n < 0 || k < 0 {
+		return fmt.Errorf("kernels.Sgemm: negative size m=%d n=%d k=%d", m, n, k)
+	}
+	ar, ac := m, k
+	if transA {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if transB {
+		br, bc = n, k
+	}
+	if err := checkMat("A", a, ar, ac, lda); err != nil {
+		return err
+	}
+	if err := checkMat("B", b, br, bc, ldb); err != nil {
+		return err
+	}
+	return checkMat("C", c, m, n, ldc)
+}
+
+func checkMat(name string, x []float32, rows, cols, ld int) error {
+	if ld < max(1, cols) {
+		return fmt.Errorf("kernels.Sgemm: leading dimension of %s is %d, want >= %d", name, ld, max(1, cols))
+	}
+	if rows == 0 || cols == 0 {
+		return nil
+	}
+	if need := (rows-1)*ld + cols; len(x) < need {
+		return fmt.Errorf("kernels.Sgemm: %s has %d elements, a %dx%d matrix with leading dimension %d needs %d", name, len(x), rows, cols, ld, need)
+	}
+	return nil
 }
 
 // sgemmNaive is the reference implementation the fast paths are tested
@@ -34,6 +86,244 @@ func sgemmNaive(transA, transB bool, m, n, k int, alpha float32, a []float32, ld
 				c[i*ldc+j] = alpha * s
 			} else {
 				c[i*ldc+j] = alpha*s + beta*c[i*ldc+j]
+			}
+		}
+	}
+}
+
+// microKernel is one register-tiled inner kernel: it computes an mr x nr
+// tile C = alpha*Ap*Bp + beta*C from packed panels Ap (kc x mr, mr values per
+// step) and Bp (kc x nr). With beta == 0, C is not read.
+type microKernel struct {
+	name   string
+	mr, nr int
+	mc, kc int // cache blocking: A block mc x kc (L2), B micro-panel kc x nr (L1)
+	nc     int // B block kc x nc (L3)
+	fn     func(kc int, a, b, c []float32, ldc int, alpha, beta float32)
+}
+
+// useAsm selects the assembly micro-kernel when the CPU supports it.
+var useAsm atomic.Bool
+
+// UseAssembly switches the SIMD assembly micro-kernel on or off and returns
+// the previous setting. Switching it on has no effect on CPUs (or
+// architectures) without AVX2 and FMA. The environment variable SKD_NOASM=1
+// switches it off at start-up. Intended for tests and benchmarks.
+func UseAssembly(on bool) (previous bool) {
+	return useAsm.Swap(on && asmKernel != nil)
+}
+
+// KernelName names the micro-kernel Sgemm currently uses.
+func KernelName() string { return activeKernel().name }
+
+func activeKernel() *microKernel {
+	if useAsm.Load() && asmKernel != nil {
+		return asmKernel
+	}
+	return genericKernel
+}
+
+// gemmBuf holds one worker's packing buffers.
+type gemmBuf struct {
+	a, b, tmp []float32
+}
+
+var gemmBufs = sync.Pool{New: func() any { return new(gemmBuf) }}
+
+func (g *gemmBuf) grow(kern *microKernel) {
+	if na := kern.mc * kern.kc; cap(g.a) < na {
+		g.a = make([]float32, na)
+	}
+	if nb := kern.nc * kern.kc; cap(g.b) < nb {
+		g.b = make([]float32, nb)
+	}
+	if nt := kern.mr * kern.nr; cap(g.tmp) < nt {
+		g.tmp = make([]float32, nt)
+	}
+}
+
+// parallelMinFlops is the size (m*n*k) under which Sgemm stays on the
+// calling goroutine.
+const parallelMinFlops = 48 * 48 * 48
+
+func sgemmWith(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 || alpha == 0 {
+		scaleMat(c, m, n, ldc, beta)
+		return
+	}
+	if beta == 0 {
+		beta = 0 // -0 -> +0: the kernels test the bit pattern
+	}
+	nt := runtime.GOMAXPROCS(0)
+	if nt == 1 || m*n*k < parallelMinFlops {
+		buf := gemmBufs.Get().(*gemmBuf)
+		buf.grow(kern)
+		gemmBlocked(kern, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, buf)
+		gemmBufs.Put(buf)
+		return
+	}
+	// Split the larger of m and n: splitting n makes every task pack all of
+	// A (m*k), splitting m makes every task pack all of B (k*n).
+	splitN := n >= m
+	dim, align, minChunk := m, kern.mr, 4*kern.mr
+	if splitN {
+		dim, align, minChunk = n, kern.nr, 8*kern.nr
+	}
+	chunks := min(2*nt, max(1, dim/minChunk))
+	if chunks <= 1 {
+		buf := gemmBufs.Get().(*gemmBuf)
+		buf.grow(kern)
+		gemmBlocked(kern, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, buf)
+		gemmBufs.Put(buf)
+		return
+	}
+	step := (dim + chunks - 1) / chunks
+	step = (step + align - 1) / align * align
+	chunks = (dim + step - 1) / step
+	gemmParallel(chunks, func(t int) {
+		lo := t * step
+		hi := min(dim, lo+step)
+		buf := gemmBufs.Get().(*gemmBuf)
+		buf.grow(kern)
+		if splitN {
+			var bs []float32
+			if transB {
+				bs = b[lo*ldb:]
+			} else {
+				bs = b[lo:]
+			}
+			gemmBlocked(kern, transA, transB, m, hi-lo, k, alpha, a, lda, bs, ldb, beta, c[lo:], ldc, buf)
+		} else {
+			var as []float32
+			if transA {
+				as = a[lo:]
+			} else {
+				as = a[lo*lda:]
+			}
+			gemmBlocked(kern, transA, transB, hi-lo, n, k, alpha, as, lda, b, ldb, beta, c[lo*ldc:], ldc, buf)
+		}
+		gemmBufs.Put(buf)
+	})
+}
+
+// scaleMat sets C = beta*C (C = 0 when beta == 0, without reading C).
+func scaleMat(c []float32, m, n, ldc int, beta float32) {
+	for i := 0; i < m; i++ {
+		row := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			clear(row)
+		} else if beta != 1 {
+			for j := range row {
+				row[j] *= beta
+			}
+		}
+	}
+}
+
+// gemmBlocked is the single-threaded blocked product (GotoBLAS loop order).
+func gemmBlocked(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, buf *gemmBuf) {
+	mr, nr := kern.mr, kern.nr
+	for jc := 0; jc < n; jc += kern.nc {
+		nc := min(kern.nc, n-jc)
+		for pc := 0; pc < k; pc += kern.kc {
+			kc := min(kern.kc, k-pc)
+			bp := buf.b[:((nc+nr-1)/nr)*nr*kc]
+			packB(nr, transB, b, ldb, pc, jc, kc, nc, bp)
+			bet := beta
+			if pc > 0 {
+				bet = 1
+			}
+			for ic := 0; ic < m; ic += kern.mc {
+				mc := min(kern.mc, m-ic)
+				ap := buf.a[:((mc+mr-1)/mr)*mr*kc]
+				packA(mr, transA, a, lda, ic, pc, mc, kc, ap)
+				for jr := 0; jr < nc; jr += nr {
+					cols := min(nr, nc-jr)
+					bpan := bp[jr*kc : (jr+nr)*kc]
+					for ir := 0; ir < mc; ir += mr {
+						rows := min(mr, mc-ir)
+						apan := ap[ir*kc : (ir+mr)*kc]
+						off := (ic+ir)*ldc + jc + jr
+						if rows == mr && cols == nr {
+							kern.fn(kc, apan, bpan, c[off:off+(mr-1)*ldc+nr], ldc, alpha, bet)
+							continue
+						}
+						tmp := buf.tmp[:mr*nr]
+						kern.fn(kc, apan, bpan, tmp, nr, alpha, 0)
+						for r := 0; r < rows; r++ {
+							dst := c[off+r*ldc : off+r*ldc+cols]
+							src := tmp[r*nr : r*nr+cols]
+							if bet == 0 {
+								copy(dst, src)
+							} else {
+								for j := range dst {
+									dst[j] = src[j] + bet*dst[j]
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// packA packs rows ic..ic+mc, columns pc..pc+kc of op(A) into panels of mr
+// rows: panel q holds kc steps of mr consecutive values (zero padded).
+func packA(mr int, transA bool, a []float32, lda, ic, pc, mc, kc int, dst []float32) {
+	for ir := 0; ir < mc; ir += mr {
+		rows := min(mr, mc-ir)
+		d := dst[ir*kc : (ir+mr)*kc]
+		if transA {
+			for p := 0; p < kc; p++ {
+				src := a[(pc+p)*lda+ic+ir:]
+				dp := d[p*mr : p*mr+mr]
+				copy(dp, src[:rows])
+				clear(dp[rows:])
+			}
+			continue
+		}
+		for r := 0; r < rows; r++ {
+			src := a[(ic+ir+r)*lda+pc : (ic+ir+r)*lda+pc+kc]
+			for p, v := range src {
+				d[p*mr+r] = v
+			}
+		}
+		if rows < mr {
+			for p := 0; p < kc; p++ {
+				clear(d[p*mr+rows : p*mr+mr])
+			}
+		}
+	}
+}
+
+// packB packs rows pc..pc+kc, columns jc..jc+nc of op(B) into panels of nr
+// columns: panel q holds kc steps of nr consecutive values (zero padded).
+func packB(nr int, transB bool, b []float32, ldb, pc, jc, kc, nc int, dst []float32) {
+	for jr := 0; jr < nc; jr += nr {
+		cols := min(nr, nc-jr)
+		d := dst[jr*kc : (jr+nr)*kc]
+		if !transB {
+			for p := 0; p < kc; p++ {
+				src := b[(pc+p)*ldb+jc+jr:]
+				dp := d[p*nr : p*nr+nr]
+				copy(dp, src[:cols])
+				clear(dp[cols:])
+			}
+			continue
+		}
+		for j := 0; j < cols; j++ {
+			src := b[(jc+jr+j)*ldb+pc : (jc+jr+j)*ldb+pc+kc]
+			for p, v := range src {
+				d[p*nr+j] = v
+			}
+		}
+		if cols < nr {
+			for p := 0; p < kc; p++ {
+				clear(d[p*nr+cols : p*nr+nr])
 			}
 		}
 	}
