@@ -1,0 +1,407 @@
+package layers
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/skd-go/skd/kernels"
+)
+
+// convOp is the project's fused convolution:
+//
+//	y = act( (conv(x, w) + b) * scale + shift + res )
+//
+// where scale/shift come from a FrozenBatchNorm2d (nil: identity), b is an
+// optional trainable bias, res an optional residual input and act an
+// optional ReLU. Fusing keeps one activation tensor per conv block instead
+// of four, which is most of the memory a Gorgonia graph holds.
+//
+// Inputs: x, w, then b if hasBias, then res if hasRes.
+type convOp struct {
+	opBase
+	p       kernels.ConvParams
+	hasBias bool
+	hasRes  bool
+	relu    bool
+	bn      *FrozenBN
+	ws      *kernels.ConvWorkspace
+
+	// which inputs get gradients (decided at build time)
+	needDX, needDW, needDB, needDRes bool
+
+	scale, shift []float32 // folded BN, refreshed every forward
+}
+
+func (op *convOp) Arity() int {
+	n := 2
+	if op.hasBias {
+		n++
+	}
+	if op.hasRes {
+		n++
+	}
+	return n
+}
+
+func (op *convOp) Type() hm.Type {
+	dims := []int{4, 4}
+	if op.hasBias {
+		dims = append(dims, 1)
+	}
+	if op.hasRes {
+		dims = append(dims, 4)
+	}
+	return fnType(4, dims...)
+}
+
+func (op *convOp) outShape() tensor.Shape {
+	oh, ow := op.p.OutHW()
+	return tensor.Shape{op.p.N, op.p.K, oh, ow}
+}
+
+func (op *convOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	return op.outShape(), nil
+}
+
+func (op *convOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+
+// refreshBN recomputes the folded scale and shift from the BN parameters
+// (cheap: one value per channel), so weights loaded after graph
+// construction are always honoured.
+func (op *convOp) refreshBN() {
+	if op.bn == nil {
+		return
+	}
+	if op.scale == nil {
+		op.scale = make([]float32, op.p.K)
+		op.shift = make([]float32, op.p.K)
+	}
+	op.bn.Fold(op.scale, op.shift)
+}
+
+func (op *convOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	if len(in) != op.Arity() {
+		return nil, fmt.Errorf("%s: %d inputs, want %d", op.name, len(in), op.Arity())
+	}
+	x, err := f32(in[0])
+	if err != nil {
+		return nil, err
+	}
+	w, err := f32(in[1])
+	if err != nil {
+		return nil, err
+	}
+	if want := (tensor.Shape{op.p.N, op.p.C, op.p.H, op.p.W}); !shapeOf(in[0]).Eq(want) {
+		return nil, fmt.Errorf("%s: input shape %v, graph built for %v", op.name, shapeOf(in[0]), want)
+	}
+	k := 2
+	var b, res []float32
+	if op.hasBias {
+		if b, err = f32(in[k]); err != nil {
+			return nil, err
+		}
+		k++
+	}
+	if op.hasRes {
+		if res, err = f32(in[k]); err != nil {
+			return nil, err
+		}
+	}
+	out := output(prealloc, op.outShape())
+	y := out.Data().([]float32)
+	kernels.ConvForward(op.p, x, w, nil, y, op.ws)
+	op.refreshBN()
+	oh, ow := op.p.OutHW()
+	epilogue(y, op.p.N, op.p.K, oh*ow, op.scale, op.shift, b, res, op.relu)
+	return out, nil
+}
+
+// epilogue applies y = act(y*scale + shift + b + res) per channel.
+func epilogue(y []float32, n, k, hw int, scale, shift, b, res []float32, relu bool) {
+	kernels.ParallelFor(n*k, func(lo, hi int) {
+		for nk := lo; nk < hi; nk++ {
+			c := nk % k
+			s, t := float32(1), float32(0)
+			if scale != nil {
+				s, t = scale[c], shift[c]
+			}
+			if b != nil {
+				t += b[c] * s // the bias is the conv's: it goes through BN
+			}
+			ys := y[nk*hw : (nk+1)*hw]
+			if res != nil {
+				rs := res[nk*hw : (nk+1)*hw]
+				for i, v := range ys {
+					ys[i] = v*s + t + rs[i]
+				}
+			} else if s != 1 || t != 0 {
+				for i, v := range ys {
+					ys[i] = v*s + t
+				}
+			}
+			if relu {
+				for i, v := range ys {
+					if !(v > 0) && v == v { // keep NaN visible
+						ys[i] = 0
+					}
+				}
+			}
+		}
+	})
+}
+
+func (op *convOp) DiffWRT(n int) []bool {
+	d := []bool{op.needDX, op.needDW}
+	if op.hasBias {
+		d = append(d, op.needDB)
+	}
+	if op.hasRes {
+		d = append(d, op.needDRes)
+	}
+	return d
+}
+
+func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	ret := make(G.Nodes, len(inputs))
+	// g: gradient through the activation (unscaled); gs: times BN scale.
+	var g, gs *G.Node
+	var err error
+	unscaled := func() (*G.Node, error) {
+		if g != nil {
+			return g, nil
+		}
+		if !op.relu {
+			g = grad
+			return g, nil
+		}
+		g, err = G.ApplyOp(&gradPreOp{opBase: opBase{name: op.name + ".dmask", id: op.id}, fwd: op, mask: true}, output, grad)
+		return g, err
+	}
+	scaled := func() (*G.Node, error) {
+		if gs != nil {
+			return gs, nil
+		}
+		if op.bn == nil {
+			gs, err = unscaled()
+			return gs, err
+		}
+		pre := &gradPreOp{opBase: opBase{name: op.name + ".dscale", id: op.id}, fwd: op, mask: op.relu, scale: true}
+		gs, err = G.ApplyOp(pre, output, grad)
+		return gs, err
+	}
+	if op.needDX || op.needDW {
+		if _, err := scaled(); err != nil {
+			return nil, err
+		}
+	}
+	if op.needDX {
+		if ret[0], err = G.ApplyOp(&convBwdDataOp{opBase: opBase{name: op.name + ".dx", id: op.id}, fwd: op}, gs, inputs[1]); err != nil {
+			return nil, err
+		}
+	}
+	if op.needDW {
+		if ret[1], err = G.ApplyOp(&convBwdWeightOp{opBase: opBase{name: op.name + ".dw", id: op.id}, fwd: op}, inputs[0], gs); err != nil {
+			return nil, err
+		}
+	}
+	k := 2
+	if op.hasBias {
+		if op.needDB {
+			if _, err := scaled(); err != nil {
+				return nil, err
+			}
+			if ret[k], err = G.ApplyOp(&channelSumOp{opBase: opBase{name: op.name + ".db", id: op.id}, n: op.p.N, c: op.p.K}, gs); err != nil {
+				return nil, err
+			}
+		}
+		k++
+	}
+	if op.hasRes && op.needDRes {
+		if _, err := unscaled(); err != nil {
+			return nil, err
+		}
+		ret[k] = g
+	}
+	return ret, nil
+}
+
+// gradPreOp computes dy * (y > 0 if mask) * (BN scale per channel if
+// scale): the gradient entering the convolution proper.
+type gradPreOp struct {
+	opBase
+	fwd         *convOp
+	mask, scale bool
+}
+
+func (op *gradPreOp) Arity() int                                     { return 2 }
+func (op *gradPreOp) Type() hm.Type                                  { return fnType(4, 4, 4) }
+func (op *gradPreOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return op.fwd.outShape(), nil }
+func (op *gradPreOp) Do(in ...G.Value) (G.Value, error)              { return op.UsePreallocDo(nil, in...) }
+func (op *gradPreOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	y, err := f32(in[0])
+	if err != nil {
+		return nil, err
+	}
+	dy, err := f32(in[1])
+	if err != nil {
+		return nil, err
+	}
+	out := output(prealloc, op.fwd.outShape())
+	g := out.Data().([]float32)
+	oh, ow := op.fwd.p.OutHW()
+	hw, k := oh*ow, op.fwd.p.K
+	var scale []float32
+	if op.scale {
+		op.fwd.refreshBN()
+		scale = op.fwd.scale
+	}
+	kernels.ParallelFor(op.fwd.p.N*k, func(lo, hi int) {
+		for nk := lo; nk < hi; nk++ {
+			s := float32(1)
+			if scale != nil {
+				s = scale[nk%k]
+			}
+			ys, dys, gs := y[nk*hw:(nk+1)*hw], dy[nk*hw:(nk+1)*hw], g[nk*hw:(nk+1)*hw]
+			for i, d := range dys {
+				if op.mask && !(ys[i] > 0) {
+					gs[i] = 0
+				} else {
+					gs[i] = d * s
+				}
+			}
+		}
+	})
+	return out, nil
+}
+
+// convBwdDataOp: dx = conv^T(gs, w).
+type convBwdDataOp struct {
+	opBase
+	fwd *convOp
+}
+
+func (op *convBwdDataOp) Arity() int    { return 2 }
+func (op *convBwdDataOp) Type() hm.Type { return fnType(4, 4, 4) }
+func (op *convBwdDataOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	p := op.fwd.p
+	return tensor.Shape{p.N, p.C, p.H, p.W}, nil
+}
+func (op *convBwdDataOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op *convBwdDataOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	gs, err := f32(in[0])
+	if err != nil {
+		return nil, err
+	}
+	w, err := f32(in[1])
+	if err != nil {
+		return nil, err
+	}
+	s, _ := op.InferShape()
+	out := output(prealloc, s)
+	kernels.ConvBackwardData(op.fwd.p, gs, w, out.Data().([]float32), op.fwd.ws)
+	return out, nil
+}
+
+// convBwdWeightOp: dw = corr(x, gs).
+type convBwdWeightOp struct {
+	opBase
+	fwd *convOp
+}
+
+func (op *convBwdWeightOp) Arity() int    { return 2 }
+func (op *convBwdWeightOp) Type() hm.Type { return fnType(4, 4, 4) }
+func (op *convBwdWeightOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	p := op.fwd.p
+	return tensor.Shape{p.K, p.C, p.KH, p.KW}, nil
+}
+func (op *convBwdWeightOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op *convBwdWeightOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	x, err := f32(in[0])
+	if err != nil {
+		return nil, err
+	}
+	gs, err := f32(in[1])
+	if err != nil {
+		return nil, err
+	}
+	s, _ := op.InferShape()
+	out := output(prealloc, s)
+	kernels.ConvBackwardWeight(op.fwd.p, x, gs, out.Data().([]float32), nil, op.fwd.ws)
+	return out, nil
+}
+
+// channelSumOp sums an N x C x ... tensor over everything but C (bias
+// gradients).
+type channelSumOp struct {
+	opBase
+	n, c int
+}
+
+func (op *channelSumOp) Arity() int    { return 1 }
+func (op *channelSumOp) Type() hm.Type { return fnType(1, 4) }
+func (op *channelSumOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape{op.c}, nil
+}
+func (op *channelSumOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op *channelSumOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	g, err := f32(in[0])
+	if err != nil {
+		return nil, err
+	}
+	out := output(prealloc, tensor.Shape{op.c})
+	db := out.Data().([]float32)
+	hw := len(g) / (op.n * op.c)
+	for c := 0; c < op.c; c++ {
+		var s float64
+		for n := 0; n < op.n; n++ {
+			for _, v := range g[(n*op.c+c)*hw : (n*op.c+c+1)*hw] {
+				s += float64(v)
+			}
+		}
+		db[c] = float32(s)
+	}
+	return out, nil
+}
+
+// FrozenBN is torchvision's FrozenBatchNorm2d: a fixed per-channel affine
+// map y = (x - mean) / sqrt(var + eps) * weight + bias.
+type FrozenBN struct {
+	Weight, Bias, Mean, Var *Param
+	Eps                     float32
+}
+
+// NewFrozenBN registers name.{weight,bias,running_mean,running_var} as
+// buffers (never trained), initialised to the identity map.
+func NewFrozenBN(reg *Registry, name string, c int, eps float32) *FrozenBN {
+	bn := &FrozenBN{
+		Weight: reg.AddBuffer(name+".weight", c),
+		Bias:   reg.AddBuffer(name+".bias", c),
+		Mean:   reg.AddBuffer(name+".running_mean", c),
+		Var:    reg.AddBuffer(name+".running_var", c),
+		Eps:    eps,
+	}
+	fill(bn.Weight.Data(), 1)
+	fill(bn.Var.Data(), 1)
+	return bn
+}
+
+// Fold writes the equivalent per-channel scale and shift, computed as
+// torchvision does: scale = w * rsqrt(var + eps), shift = b - mean * scale.
+func (bn *FrozenBN) Fold(scale, shift []float32) {
+	w, b, m, v := bn.Weight.Data(), bn.Bias.Data(), bn.Mean.Data(), bn.Var.Data()
+	for i := range scale {
+		s := w[i] * float32(1/math.Sqrt(float64(v[i]+bn.Eps)))
+		scale[i] = s
+		shift[i] = b[i] - m[i]*s
+	}
+}
+
+func fill(xs []float32, v float32) {
+	for i := range xs {
+		xs[i] = v
+	}
+}

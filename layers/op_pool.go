@@ -1,0 +1,127 @@
+package layers
+
+import (
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/skd-go/skd/kernels"
+)
+
+type maxPoolOp struct {
+	opBase
+	p      kernels.PoolParams
+	needDX bool
+}
+
+func (op *maxPoolOp) Arity() int    { return 1 }
+func (op *maxPoolOp) Type() hm.Type { return fnType(4, 4) }
+func (op *maxPoolOp) outShape() tensor.Shape {
+	oh, ow := op.p.OutHW()
+	return tensor.Shape{op.p.N, op.p.C, oh, ow}
+}
+func (op *maxPoolOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return op.outShape(), nil }
+func (op *maxPoolOp) Do(in ...G.Value) (G.Value, error)              { return op.UsePreallocDo(nil, in...) }
+func (op *maxPoolOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	x, err := f32(in[0])
+	if err != nil {
+		return nil, err
+	}
+	out := output(prealloc, op.outShape())
+	kernels.MaxPoolForward(op.p, x, out.Data().([]float32))
+	return out, nil
+}
+func (op *maxPoolOp) DiffWRT(int) []bool { return []bool{op.needDX} }
+func (op *maxPoolOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	if !op.needDX {
+		return G.Nodes{nil}, nil
+	}
+	dx, err := G.ApplyOp(&maxPoolBwdOp{opBase: opBase{name: "maxpool.dx", id: op.id}, fwd: op}, inputs[0], output, grad)
+	return G.Nodes{dx}, err
+}
+
+type maxPoolBwdOp struct {
+	opBase
+	fwd *maxPoolOp
+}
+
+func (op *maxPoolBwdOp) Arity() int    { return 3 }
+func (op *maxPoolBwdOp) Type() hm.Type { return fnType(4, 4, 4, 4) }
+func (op *maxPoolBwdOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	p := op.fwd.p
+	return tensor.Shape{p.N, p.C, p.H, p.W}, nil
+}
+func (op *maxPoolBwdOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op *maxPoolBwdOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	x, err := f32(in[0])
+	if err != nil {
+		return nil, err
+	}
+	y, err := f32(in[1])
+	if err != nil {
+		return nil, err
+	}
+	dy, err := f32(in[2])
+	if err != nil {
+		return nil, err
+	}
+	s, _ := op.InferShape()
+	out := output(prealloc, s)
+	kernels.MaxPoolBackward(op.fwd.p, x, y, dy, out.Data().([]float32))
+	return out, nil
+}
+
+type upsampleOp struct {
+	opBase
+	n, c, h, w, oh, ow int
+	needDX             bool
+}
+
+func (op *upsampleOp) Arity() int    { return 1 }
+func (op *upsampleOp) Type() hm.Type { return fnType(4, 4) }
+func (op *upsampleOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape{op.n, op.c, op.oh, op.ow}, nil
+}
+func (op *upsampleOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op *upsampleOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	x, err := f32(in[0])
+	if err != nil {
+		return nil, err
+	}
+	s, _ := op.InferShape()
+	out := output(prealloc, s)
+	kernels.UpsampleNearestForward(op.n*op.c, op.h, op.w, op.oh, op.ow, x, out.Data().([]float32))
+	return out, nil
+}
+func (op *upsampleOp) DiffWRT(int) []bool { return []bool{op.needDX} }
+func (op *upsampleOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	if !op.needDX {
+		return G.Nodes{nil}, nil
+	}
+	dx, err := G.ApplyOp(&upsampleBwdOp{opBase: opBase{name: "upsample.dx", id: op.id}, fwd: op}, grad)
+	return G.Nodes{dx}, err
+}
+
+type upsampleBwdOp struct {
+	opBase
+	fwd *upsampleOp
+}
+
+func (op *upsampleBwdOp) Arity() int    { return 1 }
+func (op *upsampleBwdOp) Type() hm.Type { return fnType(4, 4) }
+func (op *upsampleBwdOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	f := op.fwd
+	return tensor.Shape{f.n, f.c, f.h, f.w}, nil
+}
+func (op *upsampleBwdOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op *upsampleBwdOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	dy, err := f32(in[0])
+	if err != nil {
+		return nil, err
+	}
+	f := op.fwd
+	s, _ := op.InferShape()
+	out := output(prealloc, s)
+	kernels.UpsampleNearestBackward(f.n*f.c, f.h, f.w, f.oh, f.ow, dy, out.Data().([]float32))
+	return out, nil
+}

@@ -1,0 +1,83 @@
+package layers
+
+import (
+	"fmt"
+	"hash"
+	"hash/fnv"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// opBase carries what every custom op shares: a name for printing and a
+// unique id in the hash so that Gorgonia never merges two op instances.
+type opBase struct {
+	name string
+	id   int
+}
+
+func (o *opBase) ReturnsPtr() bool      { return false }
+func (o *opBase) CallsExtern() bool     { return false }
+func (o *opBase) OverwritesInput() int  { return -1 }
+func (o *opBase) String() string        { return o.name }
+func (o *opBase) WriteHash(h hash.Hash) { fmt.Fprintf(h, "skd.%s#%d", o.name, o.id) }
+func (o *opBase) Hashcode() uint32 {
+	h := fnv.New32a()
+	o.WriteHash(h)
+	return h.Sum32()
+}
+
+// fnType returns the hm type of an op taking n tensors of the given
+// dimensions and returning a tensor of outDims.
+func fnType(outDims int, inDims ...int) hm.Type {
+	a := hm.TypeVariable('a')
+	ts := make([]hm.Type, 0, len(inDims)+1)
+	for _, d := range inDims {
+		ts = append(ts, G.TensorType{Dims: d, Of: a})
+	}
+	ts = append(ts, G.TensorType{Dims: outDims, Of: a})
+	return hm.NewFnType(ts...)
+}
+
+// f32 returns the float32 data of a value.
+func f32(v G.Value) ([]float32, error) {
+	d, ok := v.(*tensor.Dense)
+	if !ok {
+		return nil, fmt.Errorf("expected *tensor.Dense, got %T", v)
+	}
+	data, ok := d.Data().([]float32)
+	if !ok {
+		return nil, fmt.Errorf("expected float32 data, got %v", d.Dtype())
+	}
+	return data, nil
+}
+
+// shapeOf returns a value's shape.
+func shapeOf(v G.Value) tensor.Shape { return v.Shape() }
+
+// output returns prealloc when it is a float32 tensor of exactly the
+// wanted shape (TapeMachine hands an op the register it wrote last run),
+// else a fresh tensor. Values are never cached inside ops: Gorgonia's
+// register allocator assumes a value lives in one register only.
+func output(prealloc G.Value, shape tensor.Shape) *tensor.Dense {
+	if d, ok := prealloc.(*tensor.Dense); ok && d.Dtype() == tensor.Float32 && d.Shape().Eq(shape) && d.IsNativelyAccessible() {
+		if _, ok := d.Data().([]float32); ok {
+			return d
+		}
+	}
+	return tensor.New(tensor.WithShape(shape.Clone()...), tensor.Of(tensor.Float32))
+}
+
+// shapesOf converts DimSizers to shapes.
+func shapesOf(in []G.DimSizer) ([]tensor.Shape, error) {
+	out := make([]tensor.Shape, len(in))
+	for i, d := range in {
+		s, ok := d.(tensor.Shape)
+		if !ok {
+			return nil, fmt.Errorf("input %d: expected a tensor.Shape, got %T", i, d)
+		}
+		out[i] = s
+	}
+	return out, nil
+}
