@@ -34,34 +34,151 @@ func (p ConvParams) Validate() error {
 }
 
 // ConvWorkspace is scratch memory owned by one compiled op and reused on
-// every run (no per-run allocation once it has grown to size).
+// every run (no per-run allocation once it has grown to size). It holds the
+// im2col column buffer of the fast convolution paths. A workspace must not
+// be used by two calls at the same time; a nil *ConvWorkspace makes each
+// call allocate its own scratch.
 type ConvWorkspace struct {
 	buf []float32
 }
 
 // Get returns a scratch slice of n floats (contents undefined).
 func (ws *ConvWorkspace) Get(n int) []float32 {
+	if ws == nil {
+		return make([]float32, n)
+	}
 	if cap(ws.buf) < n {
 		ws.buf = make([]float32, n)
 	}
 	return ws.buf[:n]
 }
 
+// isPointwise reports a 1x1, stride-1, unpadded convolution: its input is
+// already the GEMM operand, no im2col needed.
+func (p ConvParams) isPointwise() bool {
+	return p.KH == 1 && p.KW == 1 && p.StrideH == 1 && p.StrideW == 1 && p.PadH == 0 && p.PadW == 0
+}
+
+// mustConv panics with a clear message when p is malformed or a slice is
+// too short for it (a programming error in the calling op).
+func mustConv(fn string, p ConvParams, named ...any) {
+	if err := p.Validate(); err != nil {
+		panic(fmt.Sprintf("kernels.%s: %v", fn, err))
+	}
+	for i := 0; i+2 < len(named); i += 3 {
+		name, x, need := named[i].(string), named[i+1].([]float32), named[i+2].(int)
+		if len(x) < need {
+			panic(fmt.Sprintf("kernels.%s: %s has %d elements, want %d for %+v", fn, name, len(x), need, p))
+		}
+	}
+}
+
 // ConvForward computes y = conv(x, w) + bias (bias may be nil).
 // y must have N*K*OH*OW elements; it is overwritten.
+//
+// Each image is one GEMM y_n (K x OH*OW) = W (K x C*KH*KW) * col_n, with
+// col_n = im2col(x_n) held in ws (1x1 stride-1 unpadded convolutions use x_n
+// directly).
 func ConvForward(p ConvParams, x, w, bias, y []float32, ws *ConvWorkspace) {
-	convForwardNaive(p, x, w, bias, y)
+	oh, ow := p.OutHW()
+	ohw, ckk := oh*ow, p.C*p.KH*p.KW
+	mustConv("ConvForward", p, "x", x, p.N*p.C*p.H*p.W, "w", w, p.K*ckk, "y", y, p.N*p.K*ohw)
+	if bias != nil && len(bias) < p.K {
+		panic(fmt.Sprintf("kernels.ConvForward: bias has %d elements, want %d", len(bias), p.K))
+	}
+	var col []float32
+	if !p.isPointwise() {
+		col = ws.Get(ckk * ohw)
+	}
+	for n := 0; n < p.N; n++ {
+		xn := x[n*p.C*p.H*p.W : (n+1)*p.C*p.H*p.W]
+		yn := y[n*p.K*ohw : (n+1)*p.K*ohw]
+		bm := xn
+		if col != nil {
+			im2col(p, xn, col)
+			bm = col
+		}
+		Sgemm(false, false, p.K, ohw, ckk, 1, w, ckk, bm, ohw, 0, yn, ohw)
+		if bias != nil {
+			for k := 0; k < p.K; k++ {
+				b := bias[k]
+				row := yn[k*ohw : (k+1)*ohw]
+				for j := range row {
+					row[j] += b
+				}
+			}
+		}
+	}
 }
 
 // ConvBackwardData computes dx = conv_transpose(dy, w); dx is overwritten.
+//
+// Each image is one GEMM dcol (C*KH*KW x OH*OW) = W^T * dy_n followed by
+// col2im into dx_n (1x1 stride-1 unpadded convolutions write dx_n directly).
 func ConvBackwardData(p ConvParams, dy, w, dx []float32, ws *ConvWorkspace) {
-	convBackwardDataNaive(p, dy, w, dx)
+	oh, ow := p.OutHW()
+	ohw, ckk := oh*ow, p.C*p.KH*p.KW
+	chw := p.C * p.H * p.W
+	mustConv("ConvBackwardData", p, "dy", dy, p.N*p.K*ohw, "w", w, p.K*ckk, "dx", dx, p.N*chw)
+	var col []float32
+	if !p.isPointwise() {
+		col = ws.Get(ckk * ohw)
+	}
+	for n := 0; n < p.N; n++ {
+		dyn := dy[n*p.K*ohw : (n+1)*p.K*ohw]
+		dxn := dx[n*chw : (n+1)*chw]
+		if col == nil {
+			Sgemm(true, false, ckk, ohw, p.K, 1, w, ckk, dyn, ohw, 0, dxn, ohw)
+			continue
+		}
+		Sgemm(true, false, ckk, ohw, p.K, 1, w, ckk, dyn, ohw, 0, col, ohw)
+		col2im(p, col, dxn)
+	}
 }
 
 // ConvBackwardWeight computes dw (and db when non-nil) from x and dy;
 // both are overwritten.
+//
+// dw (K x C*KH*KW) = sum over images of dy_n * col_n^T; db is the row sums
+// of dy.
 func ConvBackwardWeight(p ConvParams, x, dy, dw, db []float32, ws *ConvWorkspace) {
-	convBackwardWeightNaive(p, x, dy, dw, db)
+	oh, ow := p.OutHW()
+	ohw, ckk := oh*ow, p.C*p.KH*p.KW
+	chw := p.C * p.H * p.W
+	mustConv("ConvBackwardWeight", p, "x", x, p.N*chw, "dy", dy, p.N*p.K*ohw, "dw", dw, p.K*ckk)
+	if db != nil && len(db) < p.K {
+		panic(fmt.Sprintf("kernels.ConvBackwardWeight: db has %d elements, want %d", len(db), p.K))
+	}
+	var col []float32
+	if !p.isPointwise() {
+		col = ws.Get(ckk * ohw)
+	}
+	if db != nil {
+		clear(db[:p.K])
+	}
+	for n := 0; n < p.N; n++ {
+		xn := x[n*chw : (n+1)*chw]
+		dyn := dy[n*p.K*ohw : (n+1)*p.K*ohw]
+		bm := xn
+		if col != nil {
+			im2col(p, xn, col)
+			bm = col
+		}
+		var beta float32
+		if n > 0 {
+			beta = 1
+		}
+		Sgemm(false, true, p.K, ckk, ohw, 1, dyn, ohw, bm, ohw, beta, dw, ckk)
+		if db != nil {
+			for k := 0; k < p.K; k++ {
+				var s float32
+				for _, g := range dyn[k*ohw : (k+1)*ohw] {
+					s += g
+				}
+				db[k] += s
+			}
+		}
+	}
 }
 
 func convForwardNaive(p ConvParams, x, w, bias, y []float32) {

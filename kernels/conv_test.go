@@ -1,0 +1,207 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"testing"
+)
+
+func convCases() []ConvParams {
+	mk := func(n, c, h, w, k, kh, kw, sh, sw, ph, pw, dh, dw int) ConvParams {
+		return ConvParams{N: n, C: c, H: h, W: w, K: k, KH: kh, KW: kw, StrideH: sh, StrideW: sw, PadH: ph, PadW: pw, DilH: dh, DilW: dw}
+	}
+	return []ConvParams{
+		mk(1, 3, 8, 8, 4, 3, 3, 1, 1, 1, 1, 1, 1),     // 3x3 same
+		mk(2, 5, 9, 7, 6, 3, 3, 2, 2, 1, 1, 1, 1),     // stride 2, batch 2, odd sizes
+		mk(1, 4, 11, 10, 3, 3, 3, 1, 1, 2, 2, 2, 2),   // dilation 2
+		mk(2, 8, 6, 5, 16, 1, 1, 1, 1, 0, 0, 1, 1),    // 1x1 pointwise
+		mk(1, 8, 7, 9, 5, 1, 1, 2, 2, 0, 0, 1, 1),     // 1x1 stride 2
+		mk(1, 3, 17, 15, 8, 7, 7, 2, 2, 3, 3, 1, 1),   // 7x7 stride 2 pad 3 (stem)
+		mk(1, 2, 10, 13, 3, 3, 5, 1, 2, 0, 2, 1, 1),   // non-square kernel and stride
+		mk(2, 6, 5, 6, 7, 3, 2, 3, 1, 1, 0, 1, 2),     // mixed stride/dilation
+		mk(1, 1, 4, 4, 1, 4, 4, 1, 1, 0, 0, 1, 1),     // kernel as large as input
+		mk(1, 3, 3, 3, 2, 3, 3, 1, 1, 4, 4, 1, 1),     // padding larger than kernel
+		mk(1, 16, 20, 20, 24, 3, 3, 1, 1, 1, 1, 1, 1), // big enough to go parallel
+		mk(1, 7, 14, 14, 9, 3, 3, 2, 1, 1, 1, 1, 3),   // asymmetric stride/dilation
+		mk(3, 2, 6, 6, 2, 2, 2, 2, 2, 0, 0, 1, 1),     // batch 3, 2x2 stride 2
+		mk(1, 64, 14, 14, 32, 1, 1, 1, 1, 0, 0, 1, 1), // 1x1 with K != C
+		mk(1, 5, 30, 30, 3, 3, 3, 1, 1, 1, 1, 1, 1),   // few channels, big image
+		mk(1, 3, 12, 12, 4, 5, 5, 3, 3, 2, 2, 1, 1),   // 5x5 stride 3
+		mk(1, 2, 9, 9, 2, 3, 3, 1, 1, 0, 0, 3, 3),     // dilation 3 no pad
+	}
+}
+
+func closeSlices(t *testing.T, what string, p ConvParams, got, want []float32, k int) {
+	t.Helper()
+	tol := 1e-5 * float64(k+1) * 4
+	for i := range want {
+		g, w := float64(got[i]), float64(want[i])
+		if math.IsNaN(g) || math.Abs(g-w) > tol*math.Max(1, math.Abs(w)) {
+			t.Fatalf("%s %+v: [%d] = %v, want %v", what, p, i, g, w)
+		}
+	}
+}
+
+func TestConvAgainstNaive(t *testing.T) {
+	for ci, p := range convCases() {
+		t.Run(fmt.Sprint(ci), func(t *testing.T) {
+			if err := p.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			r := rand.New(rand.NewSource(int64(ci)))
+			oh, ow := p.OutHW()
+			x := randSlice(r, p.N*p.C*p.H*p.W)
+			w := randSlice(r, p.K*p.C*p.KH*p.KW)
+			bias := randSlice(r, p.K)
+			dy := randSlice(r, p.N*p.K*oh*ow)
+			var ws ConvWorkspace
+			nan := float32(math.NaN())
+			fill := func(n int) []float32 {
+				s := make([]float32, n)
+				for i := range s {
+					s[i] = nan
+				}
+				return s
+			}
+			ckk := p.C * p.KH * p.KW
+
+			want := make([]float32, p.N*p.K*oh*ow)
+			convForwardNaive(p, x, w, bias, want)
+			got := fill(len(want))
+			ConvForward(p, x, w, bias, got, &ws)
+			closeSlices(t, "forward", p, got, want, ckk)
+			got = fill(len(want))
+			convForwardNaive(p, x, w, nil, want)
+			ConvForward(p, x, w, nil, got, nil)
+			closeSlices(t, "forward-nobias-nilws", p, got, want, ckk)
+
+			wantDx := make([]float32, len(x))
+			convBackwardDataNaive(p, dy, w, wantDx)
+			gotDx := fill(len(x))
+			ConvBackwardData(p, dy, w, gotDx, &ws)
+			closeSlices(t, "backward-data", p, gotDx, wantDx, p.K*p.KH*p.KW)
+
+			wantDw := make([]float32, len(w))
+			wantDb := make([]float32, p.K)
+			convBackwardWeightNaive(p, x, dy, wantDw, wantDb)
+			gotDw, gotDb := fill(len(w)), fill(p.K)
+			ConvBackwardWeight(p, x, dy, gotDw, gotDb, &ws)
+			closeSlices(t, "backward-weight", p, gotDw, wantDw, p.N*oh*ow)
+			closeSlices(t, "backward-bias", p, gotDb, wantDb, p.N*oh*ow)
+			gotDw = fill(len(w))
+			ConvBackwardWeight(p, x, dy, gotDw, nil, &ws)
+			closeSlices(t, "backward-weight-nodb", p, gotDw, wantDw, p.N*oh*ow)
+		})
+	}
+}
+
+// TestConvGenericKernel runs a few shapes through the pure-Go GEMM path.
+func TestConvGenericKernel(t *testing.T) {
+	prev := UseAssembly(false)
+	defer UseAssembly(prev)
+	cases := convCases()
+	for _, p := range []ConvParams{cases[1], cases[3], cases[5]} {
+		r := rand.New(rand.NewSource(7))
+		oh, ow := p.OutHW()
+		x := randSlice(r, p.N*p.C*p.H*p.W)
+		w := randSlice(r, p.K*p.C*p.KH*p.KW)
+		dy := randSlice(r, p.N*p.K*oh*ow)
+		want := make([]float32, p.N*p.K*oh*ow)
+		got := make([]float32, len(want))
+		convForwardNaive(p, x, w, nil, want)
+		ConvForward(p, x, w, nil, got, nil)
+		closeSlices(t, "generic forward", p, got, want, p.C*p.KH*p.KW)
+		wantDw, gotDw := make([]float32, len(w)), make([]float32, len(w))
+		convBackwardWeightNaive(p, x, dy, wantDw, nil)
+		ConvBackwardWeight(p, x, dy, gotDw, nil, nil)
+		closeSlices(t, "generic backward-weight", p, gotDw, wantDw, p.N*oh*ow)
+	}
+}
+
+// TestConvFiniteDifference checks the backward kernels against central
+// differences of L = sum(y * g) on a tiny shape (float64 accumulation of the
+// loss keeps the differences meaningful in float32).
+func TestConvFiniteDifference(t *testing.T) {
+	p := ConvParams{N: 2, C: 2, H: 5, W: 4, K: 3, KH: 3, KW: 2, StrideH: 2, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 2}
+	r := rand.New(rand.NewSource(3))
+	oh, ow := p.OutHW()
+	x := randSlice(r, p.N*p.C*p.H*p.W)
+	w := randSlice(r, p.K*p.C*p.KH*p.KW)
+	bias := randSlice(r, p.K)
+	g := randSlice(r, p.N*p.K*oh*ow)
+	y := make([]float32, len(g))
+	loss := func() float64 {
+		ConvForward(p, x, w, bias, y, nil)
+		var s float64
+		for i := range y {
+			s += float64(y[i]) * float64(g[i])
+		}
+		return s
+	}
+	dx := make([]float32, len(x))
+	dw := make([]float32, len(w))
+	db := make([]float32, len(bias))
+	ConvBackwardData(p, g, w, dx, nil)
+	ConvBackwardWeight(p, x, g, dw, db, nil)
+	const eps = 1e-2
+	check := func(name string, param, grad []float32) {
+		for i := range param {
+			orig := param[i]
+			param[i] = orig + eps
+			lp := loss()
+			param[i] = orig - eps
+			lm := loss()
+			param[i] = orig
+			fd := (lp - lm) / (2 * eps)
+			if math.Abs(fd-float64(grad[i])) > 2e-3*math.Max(1, math.Abs(fd)) {
+				t.Fatalf("%s[%d]: analytic %v, finite difference %v", name, i, grad[i], fd)
+			}
+		}
+	}
+	check("dx", x, dx)
+	check("dw", w, dw)
+	check("db", bias, db)
+}
+
+func TestConvWorkspaceReuse(t *testing.T) {
+	p := ConvParams{N: 1, C: 4, H: 10, W: 10, K: 4, KH: 3, KW: 3, StrideH: 1, StrideW: 1, PadH: 1, PadW: 1, DilH: 1, DilW: 1}
+	r := rand.New(rand.NewSource(5))
+	x := randSlice(r, 400)
+	w := randSlice(r, 144)
+	y := make([]float32, 400)
+	var ws ConvWorkspace
+	ConvForward(p, x, w, nil, y, &ws)
+	first := &ws.buf[0]
+	allocs := testing.AllocsPerRun(5, func() { ConvForward(p, x, w, nil, y, &ws) })
+	if &ws.buf[0] != first {
+		t.Fatal("workspace buffer reallocated on a second run of the same shape")
+	}
+	if allocs > 2 {
+		t.Fatalf("ConvForward allocates %v times per run in steady state", allocs)
+	}
+}
+
+func TestConvBadArguments(t *testing.T) {
+	p := ConvParams{N: 1, C: 1, H: 3, W: 3, K: 1, KH: 3, KW: 3, StrideH: 1, StrideW: 1, DilH: 1, DilW: 1}
+	bad := p
+	bad.StrideH = 0
+	cases := []func(){
+		func() { ConvForward(p, make([]float32, 8), make([]float32, 9), nil, make([]float32, 1), nil) },
+		func() { ConvForward(bad, make([]float32, 9), make([]float32, 9), nil, make([]float32, 1), nil) },
+		func() { ConvBackwardData(p, make([]float32, 1), make([]float32, 9), make([]float32, 3), nil) },
+		func() {
+			ConvBackwardWeight(p, make([]float32, 9), make([]float32, 1), make([]float32, 9), make([]float32, 0), nil)
+		},
+	}
+	for i, f := range cases {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("case %d: no panic on bad arguments", i)
+				}
+			}()
+			f()
+		}()
+	}
+}

@@ -1,0 +1,123 @@
+package kernels
+
+// im2col and col2im for one image in CHW layout. The column matrix has
+// C*KH*KW rows (row (c*KH+u)*KW+v) and OH*OW columns: entry (r, i*OW+j) is
+// x[c, i*StrideH-PadH+u*DilH, j*StrideW-PadW+v*DilW], zero outside the
+// image.
+
+// colRange returns the output columns j in [lo, hi) whose input column
+// j*stride - pad + off lies inside [0, w).
+func colRange(ow, w, stride, pad, off int) (lo, hi int) {
+	start := pad - off // need j*stride >= start
+	if start > 0 {
+		lo = (start + stride - 1) / stride
+	}
+	end := w + pad - off // need j*stride < end
+	if end > 0 {
+		hi = (end + stride - 1) / stride
+	}
+	lo = min(lo, ow)
+	hi = max(lo, min(hi, ow))
+	return lo, hi
+}
+
+// im2colMinWork is the column-matrix size under which im2col/col2im stay on
+// the calling goroutine.
+const im2colMinWork = 1 << 15
+
+// im2col fills col (C*KH*KW x OH*OW) from one image x (C x H x W).
+func im2col(p ConvParams, x, col []float32) {
+	oh, ow := p.OutHW()
+	ohw := oh * ow
+	hw := p.H * p.W
+	kk := p.KH * p.KW
+	perChannel := func(c int) {
+		xc := x[c*hw : (c+1)*hw]
+		for u := 0; u < p.KH; u++ {
+			for v := 0; v < p.KW; v++ {
+				r := (c*p.KH+u)*p.KW + v
+				dst := col[r*ohw : (r+1)*ohw]
+				off := v * p.DilW
+				jlo, jhi := colRange(ow, p.W, p.StrideW, p.PadW, off)
+				for i := 0; i < oh; i++ {
+					d := dst[i*ow : (i+1)*ow]
+					hi := i*p.StrideH - p.PadH + u*p.DilH
+					if hi < 0 || hi >= p.H {
+						clear(d)
+						continue
+					}
+					clear(d[:jlo])
+					clear(d[jhi:])
+					src := xc[hi*p.W : (hi+1)*p.W]
+					base := jlo*p.StrideW - p.PadW + off
+					if p.StrideW == 1 {
+						copy(d[jlo:jhi], src[base:base+jhi-jlo])
+						continue
+					}
+					for j := jlo; j < jhi; j++ {
+						d[j] = src[base]
+						base += p.StrideW
+					}
+				}
+			}
+		}
+	}
+	runChannels(p.C, p.C*kk*ohw, perChannel)
+}
+
+// col2im sets dx (C x H x W) to the sum of the column-matrix entries that
+// map to each input pixel (the adjoint of im2col).
+func col2im(p ConvParams, col, dx []float32) {
+	oh, ow := p.OutHW()
+	ohw := oh * ow
+	hw := p.H * p.W
+	kk := p.KH * p.KW
+	perChannel := func(c int) {
+		xc := dx[c*hw : (c+1)*hw]
+		clear(xc)
+		for u := 0; u < p.KH; u++ {
+			for v := 0; v < p.KW; v++ {
+				r := (c*p.KH+u)*p.KW + v
+				src := col[r*ohw : (r+1)*ohw]
+				off := v * p.DilW
+				jlo, jhi := colRange(ow, p.W, p.StrideW, p.PadW, off)
+				if jlo >= jhi {
+					continue
+				}
+				for i := 0; i < oh; i++ {
+					hi := i*p.StrideH - p.PadH + u*p.DilH
+					if hi < 0 || hi >= p.H {
+						continue
+					}
+					s := src[i*ow+jlo : i*ow+jhi]
+					base := jlo*p.StrideW - p.PadW + off
+					if p.StrideW == 1 {
+						d := xc[hi*p.W+base : hi*p.W+base+len(s)]
+						for j, g := range s {
+							d[j] += g
+						}
+						continue
+					}
+					d := xc[hi*p.W : (hi+1)*p.W]
+					for _, g := range s {
+						d[base] += g
+						base += p.StrideW
+					}
+				}
+			}
+		}
+	}
+	runChannels(p.C, p.C*kk*ohw, perChannel)
+}
+
+// runChannels runs f over channels 0..c-1, in parallel when the work is
+// large enough to pay for it.
+func runChannels(c, work int, f func(int)) {
+	if work < im2colMinWork || c == 1 {
+		for i := 0; i < c; i++ {
+			f(i)
+		}
+		return
+	}
+	gemmParallel(c, f)
+}
