@@ -1,0 +1,280 @@
+package data
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+)
+
+// ErrClosed is returned by Loader.Next after Close.
+var ErrClosed = errors.New("data: loader closed")
+
+// LoaderConfig configures a Loader.
+type LoaderConfig struct {
+	BatchSize int // images per batch (default 1)
+	Workers   int // decoding goroutines (default 1)
+	// Prefetch bounds the batches decoded ahead of Next (default 2*Workers);
+	// memory in flight is at most about Prefetch+Workers+1 batches.
+	Prefetch int
+	Seed     int64
+	// Shuffle reshuffles the images every epoch with a generator seeded by
+	// Seed+epoch. Without it the dataset order is used.
+	Shuffle bool
+	// Train: infinite iteration over epochs, random min size and flips,
+	// a last partial batch of an epoch dropped. Otherwise one finite pass,
+	// last partial batch kept, then io.EOF.
+	Train bool
+	// AspectGrouping batches images with w >= h and w < h separately (the
+	// two groups of detectron2, decided from the JSON width and height).
+	AspectGrouping bool
+	// StartIter resumes at this global iteration (0-based); skipped batches
+	// are not decoded.
+	StartIter int64
+	Transform TransformConfig
+	Logger    *slog.Logger // nil: slog.Default()
+}
+
+// Loader is a parallel prefetching batch loader. Batches, their order and
+// their random augmentations depend only on the dataset, Seed, the epoch and
+// the iteration, never on the number of workers or on timing.
+type Loader struct {
+	ds      *Dataset
+	cfg     LoaderConfig
+	log     *slog.Logger
+	jobs    chan job
+	slots   chan chan result
+	done    chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
+	closed  atomic.Bool
+	skipped atomic.Int64
+}
+
+type job struct {
+	iter  int64
+	epoch int
+	idx   []int
+	slot  chan result
+}
+
+type result struct {
+	batch *Batch
+	err   error
+}
+
+// NewLoader starts the workers of a loader over ds.
+func NewLoader(ds *Dataset, cfg LoaderConfig) (*Loader, error) {
+	if ds == nil || len(ds.Images) == 0 {
+		return nil, fmt.Errorf("loader: empty dataset")
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 1
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 1
+	}
+	if cfg.Prefetch <= 0 {
+		cfg.Prefetch = 2 * cfg.Workers
+	}
+	if cfg.StartIter < 0 {
+		return nil, fmt.Errorf("loader: negative start iteration %d", cfg.StartIter)
+	}
+	tc, err := cfg.Transform.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Transform = tc
+	l := &Loader{ds: ds, cfg: cfg, log: cfg.Logger, jobs: make(chan job),
+		slots: make(chan chan result, cfg.Prefetch), done: make(chan struct{})}
+	if l.log == nil {
+		l.log = slog.Default()
+	}
+	for w := 0; w < cfg.Workers; w++ {
+		l.wg.Add(1)
+		go l.worker()
+	}
+	l.wg.Add(1)
+	go l.produce()
+	return l, nil
+}
+
+// EpochPlan returns the batches (lists of indices into ds.Images) of one
+// epoch, without decoding anything.
+func (l *Loader) EpochPlan(epoch int) [][]int { return epochPlan(l.ds, l.cfg, epoch) }
+
+func epochPlan(ds *Dataset, cfg LoaderConfig, epoch int) [][]int {
+	n := len(ds.Images)
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	if cfg.Shuffle {
+		r := rand.New(rand.NewPCG(uint64(cfg.Seed+int64(epoch)), 0x5DEECE66D))
+		r.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
+	}
+	B := cfg.BatchSize
+	var batches [][]int
+	var rest []int
+	if cfg.AspectGrouping {
+		var buckets [2][]int
+		for _, i := range order {
+			g := 0
+			if ds.Images[i].Width < ds.Images[i].Height {
+				g = 1
+			}
+			buckets[g] = append(buckets[g], i)
+			if len(buckets[g]) == B {
+				batches = append(batches, buckets[g])
+				buckets[g] = nil
+			}
+		}
+		rest = append(append(rest, buckets[0]...), buckets[1]...)
+	} else {
+		rest = order
+	}
+	for len(rest) >= B {
+		batches = append(batches, rest[:B:B])
+		rest = rest[B:]
+	}
+	if len(rest) > 0 && (!cfg.Train || len(batches) == 0) {
+		batches = append(batches, rest)
+	}
+	return batches
+}
+
+// splitmix64 mixes a 64-bit value (for per-sample seeds).
+func splitmix64(x uint64) uint64 {
+	x += 0x9E3779B97F4A7C15
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EB
+	return x ^ (x >> 31)
+}
+
+func (l *Loader) produce() {
+	defer l.wg.Done()
+	defer close(l.slots)
+	defer close(l.jobs)
+	iter := l.cfg.StartIter
+	epoch := 0
+	plan := l.EpochPlan(0)
+	base := int64(0)
+	for {
+		if iter-base >= int64(len(plan)) {
+			if !l.cfg.Train {
+				return
+			}
+			base += int64(len(plan))
+			epoch++
+			plan = l.EpochPlan(epoch)
+			continue
+		}
+		slot := make(chan result, 1)
+		j := job{iter: iter, epoch: epoch, idx: plan[iter-base], slot: slot}
+		select {
+		case l.jobs <- j:
+		case <-l.done:
+			return
+		}
+		select {
+		case l.slots <- slot:
+		case <-l.done:
+			return
+		}
+		iter++
+	}
+}
+
+func (l *Loader) worker() {
+	defer l.wg.Done()
+	for j := range l.jobs {
+		b, err := l.makeBatch(j)
+		j.slot <- result{b, err}
+	}
+}
+
+// makeBatch decodes and transforms the images of one job; unreadable images
+// are logged and skipped. It returns a nil batch when none was usable.
+func (l *Loader) makeBatch(j job) (*Batch, error) {
+	samples := make([]*Sample, 0, len(j.idx))
+	for k, i := range j.idx {
+		rec := &l.ds.Images[i]
+		img, err := DecodeImage(rec.Path)
+		if err == nil && (img.H != rec.Height || img.W != rec.Width) {
+			err = fmt.Errorf("image %s is %dx%d but the annotations say %dx%d", rec.Path,
+				img.W, img.H, rec.Width, rec.Height)
+		}
+		if err != nil {
+			l.skipped.Add(1)
+			l.log.Warn("skipping image", "image_id", rec.ID, "err", err)
+			continue
+		}
+		var rng *rand.Rand
+		if l.cfg.Train {
+			rng = rand.New(rand.NewPCG(splitmix64(uint64(l.cfg.Seed)^splitmix64(uint64(j.iter))), uint64(k)))
+		}
+		s, err := TransformSample(img, rec.Boxes, rec.Labels, l.cfg.Transform, l.cfg.Train, rng)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", rec.Path, err)
+		}
+		s.Item.ImageID, s.Item.Index, s.Item.FileName = rec.ID, i, rec.FileName
+		samples = append(samples, s)
+	}
+	if len(samples) == 0 {
+		return nil, nil
+	}
+	b, err := Collate(samples, l.cfg.Transform.SizeDivisible)
+	if err != nil {
+		return nil, err
+	}
+	b.Iter, b.Epoch = j.iter, j.epoch
+	return b, nil
+}
+
+// Next returns the next batch. An evaluation loader returns io.EOF after its
+// pass; a batch whose images were all skipped (missing or corrupt files) is
+// passed over, so Batch.Iter may jump. After Close it returns ErrClosed.
+func (l *Loader) Next() (*Batch, error) {
+	for {
+		if l.closed.Load() {
+			return nil, ErrClosed
+		}
+		slot, ok := <-l.slots
+		if !ok {
+			if l.closed.Load() {
+				return nil, ErrClosed
+			}
+			return nil, io.EOF
+		}
+		r := <-slot
+		if r.err != nil {
+			return nil, r.err
+		}
+		if r.batch == nil {
+			continue
+		}
+		return r.batch, nil
+	}
+}
+
+// Skipped is the number of images skipped so far because they could not be
+// read or decoded, or did not have the annotated size.
+func (l *Loader) Skipped() int64 { return l.skipped.Load() }
+
+// Close stops the workers and waits for them. It is safe to call twice.
+func (l *Loader) Close() error {
+	l.once.Do(func() {
+		l.closed.Store(true)
+		close(l.done)
+		// Drain so that the producer is never blocked on a full queue.
+		go func() {
+			for range l.slots {
+			}
+		}()
+		l.wg.Wait()
+	})
+	return nil
+}
