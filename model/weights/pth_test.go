@@ -175,6 +175,7 @@ func TestLoadPthErrors(t *testing.T) {
 			t.Errorf("%s: loaded %d tensors, want an error", tc.path, len(sd))
 			continue
 		}
+		t.Logf("%v", err)
 		if !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %q, want it to contain %q", tc.path, err, tc.want)
 		}
