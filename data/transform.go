@@ -60,17 +60,20 @@ func (c TransformConfig) withDefaults() (TransformConfig, error) {
 }
 
 // ResizeScale implements torchvision's GeneralizedRCNNTransform size rule:
-// scale = min(minSize/short, maxSize/long) computed in float32 as torchvision
-// does, and the output size floor(dim*scale) computed in float64 (what
+// scale = min(minSize/short, maxSize/long) computed in float32 exactly as
+// torchvision does (reciprocal, then product), and the output size floor(dim*scale) computed in float64 (what
 // F.interpolate does with scale_factor and recompute_scale_factor=True).
 // detectron2's ResizeShortestEdge uses the same scale but rounds the size
 // (int(dim*scale+0.5)); this package follows torchvision, so a 427x640 image
 // with min 800 becomes 799x1199. maxSize <= 0 means no cap.
 func ResizeScale(h, w, minSize, maxSize int) (scale float32, outH, outW int) {
 	short, long := float32(min(h, w)), float32(max(h, w))
-	scale = float32(minSize) / short
+	// torch evaluates python_float / float32_tensor as float * (1/tensor):
+	// reproduce both float32 roundings (800/480 gives 1.6666667461, not
+	// the nearest float32 1.6666666269, so 480 -> 800 and not 799).
+	scale = float32(float32(1/short) * float32(minSize))
 	if maxSize > 0 {
-		if s2 := float32(maxSize) / long; s2 < scale {
+		if s2 := float32(float32(1/long) * float32(maxSize)); s2 < scale {
 			scale = s2
 		}
 	}

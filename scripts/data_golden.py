@@ -45,6 +45,18 @@ for (h, w, mn, mx) in sizes:
     out["sizes"].append({"h": h, "w": w, "min": mn, "max": mx, "out_h": ri.shape[1], "out_w": ri.shape[2],
                          "box_in": r(boxes), "box_out": r(tgt["boxes"])})
 
+# Many random sizes: only the output size (exercises the float32 rounding).
+rg = torch.Generator().manual_seed(2)
+out["sizes_random"] = []
+for _ in range(300):
+    h, w = [int(v) for v in torch.randint(1, 1500, (2,), generator=rg)]
+    mn = [480, 512, 544, 576, 608, 640, 672, 704, 736, 768, 800, 320][int(torch.randint(0, 12, (1,), generator=rg))]
+    mx = [1333, 1000, 853][int(torch.randint(0, 3, (1,), generator=rg))]
+    t = GeneralizedRCNNTransform(min_size=mn, max_size=mx, image_mean=[0, 0, 0], image_std=[1, 1, 1])
+    t.eval()
+    ri, _ = t.resize(torch.zeros(1, h, w), None)
+    out["sizes_random"].append([h, w, mn, mx, ri.shape[1], ri.shape[2]])
+
 g = torch.Generator().manual_seed(1)
 img8 = torch.randint(0, 256, (3, 13, 17), generator=g, dtype=torch.uint8)
 t = GeneralizedRCNNTransform(min_size=20, max_size=40, image_mean=[0.485, 0.456, 0.406],
