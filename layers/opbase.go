@@ -81,3 +81,5 @@ func shapesOf(in []G.DimSizer) ([]tensor.Shape, error) {
 	}
 	return out, nil
 }
+
+func errMissing(what string) error { return fmt.Errorf("%s: missing input", what) }
