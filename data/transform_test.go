@@ -13,7 +13,7 @@ type golden struct {
 		C, H, W    int
 		Scale      float64
 		In         []float32
-		OutH, OutW int `json:"-"`
+		OutH, OutW int       `json:"-"`
 		OH         int       `json:"out_h"`
 		OW         int       `json:"out_w"`
 		Out        []float32 `json:"out"`
@@ -26,7 +26,7 @@ type golden struct {
 		BoxOut         [4]float32 `json:"box_out"`
 	} `json:"sizes"`
 	SizesRandom [][6]int `json:"sizes_random"`
-	Pipeline struct {
+	Pipeline    struct {
 		H, W, Min, Max int
 		In             []int
 		ImageSize      []int     `json:"image_size"`
