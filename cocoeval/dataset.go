@@ -372,32 +372,69 @@ func checkDetections(gt *Dataset, dets []Detection) error {
 
 // jsonError converts encoding/json's byte offsets into "file:line:col: msg".
 func jsonError(src string, data []byte, err error) error {
-	var off int64 = -1
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
+	var pos int
 	switch {
 	case errors.As(err, &se):
-		off = se.Offset
+		// Offset: bytes read, the offending byte included
+		pos = clampPos(data, se.Offset-1)
 	case errors.As(err, &te):
-		off = te.Offset
-	}
-	if off < 0 {
+		// Offset: just past the value (or one byte further for a literal
+		// or number): point at the start of a scalar value instead
+		pos = scalarStart(data, clampPos(data, te.Offset-1))
+	default:
 		return fmt.Errorf("%s: invalid JSON: %v", src, err)
 	}
-	line, col := lineCol(data, off)
+	line, col := lineCol(data, pos)
 	return fmt.Errorf("%s:%d:%d: invalid JSON: %v", src, line, col, err)
 }
 
-// lineCol returns the 1-based line and column of the byte that encoding/json
-// had just read when it reported an error at offset off.
-func lineCol(data []byte, off int64) (line, col int) {
-	pos := int(off) - 1
-	if pos < 0 {
-		pos = 0
+func clampPos(data []byte, off int64) int {
+	return int(max(0, min(off, int64(len(data)))))
+}
+
+// scalarStart walks back from pos (at or just after the end of a JSON value)
+// to the first byte of the value when it is a string, number or literal;
+// for an object or array it returns the closing bracket's position.
+func scalarStart(data []byte, pos int) int {
+	isWord := func(c byte) bool {
+		return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '.' || c == '-' || c == '+'
 	}
-	if pos > len(data) {
-		pos = len(data)
+	if pos >= len(data) {
+		return pos
 	}
+	p := pos
+	// a literal or number ends one byte before the reported position
+	if p > 0 && strings.IndexByte(" \t\r\n,}]", data[p]) >= 0 && isWord(data[p-1]) {
+		p--
+	}
+	switch c := data[p]; {
+	case c == '"':
+		for q := p - 1; q >= 0; q-- {
+			if data[q] != '"' {
+				continue
+			}
+			bs := 0
+			for r := q - 1; r >= 0 && data[r] == '\\'; r-- {
+				bs++
+			}
+			if bs%2 == 0 {
+				return q
+			}
+		}
+		return p
+	case isWord(c):
+		for p > 0 && isWord(data[p-1]) {
+			p--
+		}
+		return p
+	}
+	return p
+}
+
+// lineCol returns the 1-based line and column of byte position pos.
+func lineCol(data []byte, pos int) (line, col int) {
 	line = 1 + bytes.Count(data[:pos], []byte{'\n'})
 	start := bytes.LastIndexByte(data[:pos], '\n') + 1
 	return line, pos - start + 1

@@ -192,12 +192,15 @@ func (r *Result) classAP(k int, iouThr *float64) float64 {
 
 // npMean is numpy.mean of a contiguous float64 array: numpy sums with
 // pairwise summation in blocks of 8192 (its buffer size), starting from 0.
-func npMean(v []float64) float64 {
+func npMean(v []float64) float64 { return npSum(v) / float64(len(v)) }
+
+// npSum is numpy.add.reduce of a contiguous float64 array.
+func npSum(v []float64) float64 {
 	s := 0.0
 	for i := 0; i < len(v); i += 8192 {
 		s += pairwiseSum(v[i:min(i+8192, len(v))])
 	}
-	return s / float64(len(v))
+	return s
 }
 
 // pairwiseSum is numpy's pairwise_sum for doubles (8-way unrolled blocks of
