@@ -170,7 +170,7 @@ func sgemmWith(kern *microKernel, transA, transB bool, m, n, k int, alpha float3
 	splitN := n >= m
 	dim, align, minChunk := m, kern.mr, 4*kern.mr
 	if splitN {
-		dim, align, minChunk = n, kern.nr, 8*kern.nr
+		dim, align, minChunk = n, kern.nr, 2*kern.nr
 	}
 	chunks := min(2*nt, max(1, dim/minChunk))
 	if chunks <= 1 {
@@ -286,16 +286,24 @@ func packA(mr int, transA bool, a []float32, lda, ic, pc, mc, kc int, dst []floa
 			}
 			continue
 		}
-		for r := 0; r < rows; r++ {
-			src := a[(ic+ir+r)*lda+pc : (ic+ir+r)*lda+pc+kc]
-			for p, v := range src {
-				d[p*mr+r] = v
+		// Gather one value from each row per step: rows are read as
+		// parallel sequential streams, the panel is written contiguously.
+		// Full 8x8 blocks go through the SIMD transpose.
+		base := (ic+ir)*lda + pc
+		p0 := 0
+		if rows == mr && mr%8 == 0 {
+			for ; p0+8 <= kc; p0 += 8 {
+				for r0 := 0; r0 < mr; r0 += 8 {
+					transpose8(a[base+r0*lda+p0:], lda, d[p0*mr+r0:], mr)
+				}
 			}
 		}
-		if rows < mr {
-			for p := 0; p < kc; p++ {
-				clear(d[p*mr+rows : p*mr+mr])
+		for p := p0; p < kc; p++ {
+			dp := d[p*mr : p*mr+mr]
+			for r := 0; r < rows; r++ {
+				dp[r] = a[base+r*lda+p]
 			}
+			clear(dp[rows:])
 		}
 	}
 }
@@ -315,16 +323,34 @@ func packB(nr int, transB bool, b []float32, ldb, pc, jc, kc, nc int, dst []floa
 			}
 			continue
 		}
-		for j := 0; j < cols; j++ {
-			src := b[(jc+jr+j)*ldb+pc : (jc+jr+j)*ldb+pc+kc]
-			for p, v := range src {
-				d[p*nr+j] = v
+		base := (jc+jr)*ldb + pc
+		p0 := 0
+		if cols%8 == 0 {
+			for ; p0+8 <= kc; p0 += 8 {
+				for j0 := 0; j0 < cols; j0 += 8 {
+					transpose8(b[base+j0*ldb+p0:], ldb, d[p0*nr+j0:], nr)
+				}
 			}
 		}
-		if cols < nr {
-			for p := 0; p < kc; p++ {
-				clear(d[p*nr+cols : p*nr+nr])
+		for p := p0; p < kc; p++ {
+			dp := d[p*nr : p*nr+nr]
+			for j := 0; j < cols; j++ {
+				dp[j] = b[base+j*ldb+p]
 			}
+			clear(dp[cols:])
+		}
+	}
+}
+
+// transpose8 writes the transpose of the 8x8 block at src (row stride lds)
+// to dst (row stride ldd); replaced by a SIMD version where available.
+var transpose8 = transpose8Go
+
+func transpose8Go(src []float32, lds int, dst []float32, ldd int) {
+	for i := 0; i < 8; i++ {
+		row := src[i*lds : i*lds+8]
+		for j, v := range row {
+			dst[j*ldd+i] = v
 		}
 	}
 }

@@ -2,5 +2,5 @@
 
 package kernels
 
-// asmKernel is nil where no assembly micro-kernel exists.
-var asmKernel *microKernel
+// No assembly micro-kernels outside amd64.
+var avx2Kernel, avx512Kernel, asmKernel *microKernel

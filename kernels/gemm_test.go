@@ -96,13 +96,21 @@ func withKernel(kern *microKernel) func(tA, tB bool, m, n, k int, alpha float32,
 	}
 }
 
-func TestSgemmKernelsAgainstNaive(t *testing.T) {
+// allKernels lists the micro-kernels this CPU can run.
+func allKernels(t *testing.T) []*microKernel {
 	kerns := []*microKernel{genericKernel}
-	if asmKernel != nil {
-		kerns = append(kerns, asmKernel)
-	} else {
-		t.Log("no assembly kernel on this CPU: testing the generic kernel only")
+	for _, k := range []*microKernel{avx2Kernel, avx512Kernel} {
+		if k != nil {
+			kerns = append(kerns, k)
+		} else {
+			t.Log("an assembly kernel is not supported on this CPU and is not tested")
+		}
 	}
+	return kerns
+}
+
+func TestSgemmKernelsAgainstNaive(t *testing.T) {
+	kerns := allKernels(t)
 	for ci, cs := range gemmCases() {
 		want := runGemm(cs, int64(ci), sgemmNaive)
 		for _, kern := range kerns {
@@ -118,10 +126,7 @@ func TestSgemmKernelsAgainstNaive(t *testing.T) {
 // (several jc, pc and ic blocks, partial blocks) runs on small shapes.
 func TestSgemmSmallBlocks(t *testing.T) {
 	var kerns []*microKernel
-	for _, k := range []*microKernel{genericKernel, asmKernel} {
-		if k == nil {
-			continue
-		}
+	for _, k := range allKernels(t) {
 		small := *k
 		small.mc, small.kc, small.nc = 2*k.mr, 7, 3*k.nr
 		kerns = append(kerns, &small)
@@ -195,5 +200,25 @@ func TestSgemmBadArguments(t *testing.T) {
 			}()
 			f()
 		}()
+	}
+}
+
+func TestTranspose8(t *testing.T) {
+	r := rand.New(rand.NewSource(9))
+	src := randSlice(r, 8*11)
+	for _, ldd := range []int{8, 13, 48} {
+		got := make([]float32, 8*ldd)
+		want := make([]float32, 8*ldd)
+		transpose8(src[3:], 11, got, ldd)
+		for i := 0; i < 8; i++ {
+			for j := 0; j < 8; j++ {
+				want[j*ldd+i] = src[3+i*11+j]
+			}
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("ldd %d: [%d] = %v, want %v", ldd, i, got[i], want[i])
+			}
+		}
 	}
 }
