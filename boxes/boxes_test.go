@@ -159,7 +159,26 @@ func TestNMSGridEqualsAllPairs(t *testing.T) {
 		for i := range idx {
 			idx[i] = i
 		}
-		for _, thr := range []float64{0, 0.1, 0.5, 0.7, 0.95, 1} {
+		// Boxes at IoU close to 0.5 / 0.7 with others: shifted or scaled
+		// copies on the decision boundary.
+		for k := 0; k < n/10; k++ {
+			i, j := rng.IntN(n), rng.IntN(n)
+			t := []float32{0.5, 0.7}[k%2] * (1 + (rng.Float32()-0.5)*1e-5)
+			bx := b[4*j : 4*j+4]
+			w, h := bx[2]-bx[0], bx[3]-bx[1]
+			if k%8 == 7 { // nested, same y-extent: IoU t at the search bound
+				t = []float32{0.3, 0.7}[rng.IntN(2)] * (1 + (rng.Float32()-0.5)*1e-5)
+				b[4*i], b[4*i+1], b[4*i+2], b[4*i+3] = bx[0], bx[1], bx[0]+w/t, bx[3]
+			} else if k%4 < 2 { // shift in x: IoU (w-d)/(w+d)
+				d := w * (1 - t) / (1 + t)
+				b[4*i], b[4*i+1], b[4*i+2], b[4*i+3] = bx[0]+d, bx[1], bx[2]+d, bx[3]
+			} else { // scale about the centre: IoU 1/s^2
+				s := float32(math.Sqrt(1 / float64(t)))
+				cx, cy := (bx[0]+bx[2])/2, (bx[1]+bx[3])/2
+				b[4*i], b[4*i+1], b[4*i+2], b[4*i+3] = cx-s*w/2, cy-s*h/2, cx+s*w/2, cy+s*h/2
+			}
+		}
+		for _, thr := range []float64{0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.95, 1} {
 			var w nmsWork
 			want := w.runAllPairs(b, scores, idx, thr)
 			got, err := NMS(b, scores, thr)

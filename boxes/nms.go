@@ -187,10 +187,13 @@ func (w *nmsWork) run(b, scores []float32, idx []int, thr float64) []int {
 		}
 	}
 	var keptPos []int32
-	if thr >= 0 && finite && n > 64 && !forceAllPairs {
-		keptPos = w.grid(thr)
-	} else {
+	switch {
+	case forceAllPairs || !finite || !(thr >= 0) || n <= 64:
 		keptPos = w.allPairs(thr)
+	case thr >= centreGridMinThr && w.centreGridSafe():
+		keptPos = w.centreGrid(thr)
+	default:
+		keptPos = w.grid(thr)
 	}
 	keep := make([]int, len(keptPos))
 	for k, p := range keptPos {
@@ -346,6 +349,133 @@ func (w *nmsWork) grid(thr float64) []int32 {
 		}
 	}
 	w.big = big
+	w.keptPos = kept
+	return kept
+}
+
+// centreGridMinThr is the lowest threshold for which centreGrid is used:
+// its search radius grows like (1-t)/t box widths.
+const centreGridMinThr = 0.2
+
+// centreGridSafe reports whether every box with positive width and height
+// has coordinates of magnitude <= 1e12 and width and height >= 1e-6, so that
+// the float32 IoU of any pair is within a relative 1e-5 of the exact IoU of
+// the same coordinates (no overflow or underflow in areas), which
+// centreGrid's bounds rely on.
+func (w *nmsWork) centreGridSafe() bool {
+	for p := range w.order {
+		x1, y1, x2, y2 := w.x1[p], w.y1[p], w.x2[p], w.y2[p]
+		if !(x2 > x1 && y2 > y1) {
+			continue
+		}
+		if max(abs32(x1), abs32(y1), abs32(x2), abs32(y2)) > 1e12 || x2-x1 < 1e-6 || y2-y1 < 1e-6 {
+			return false
+		}
+	}
+	return true
+}
+
+func abs32(v float32) float32 { return float32(math.Abs(float64(v))) }
+
+// centreGrid visits boxes by decreasing score and tests each candidate j
+// only against kept boxes whose centre is near j's centre, using a bound
+// that holds for every pair with IoU > t > 0:
+//
+//	inter > t*max(area_p, area_j) and ih <= min(h_p, h_j)
+//	  =>  iw > t*max(w_p, w_j), and iw <= min(w_p, w_j) gives w_p < w_j/t
+//	|cx_p - cx_j| <= (w_p+w_j)/2 - iw < (w_p+w_j)/2 - t*max(w_p, w_j)
+//	  <= (1-t) * max(1, 1/(2t)) * w_j    (maximised over w_p in (0, w_j/t))
+//
+// (the same in y). The bound is applied with t lowered by a relative 1e-4,
+// far more than the float32 rounding of the kernel's IoU (see
+// centreGridSafe), so no pair the kernel would suppress is skipped; the
+// test itself is the kernel's float32 IoU, so results are identical.
+// Kept boxes are registered in the one grid cell holding their centre.
+func (w *nmsWork) centreGrid(thr float64) []int32 {
+	n := len(w.order)
+	x1, y1, x2, y2 := w.x1, w.y1, w.x2, w.y2
+	minX, minY := math.Inf(1), math.Inf(1)
+	maxX, maxY := math.Inf(-1), math.Inf(-1)
+	var sumLW, sumLH float64
+	valid := 0
+	for p := 0; p < n; p++ {
+		if x2[p] > x1[p] && y2[p] > y1[p] {
+			cx := (float64(x1[p]) + float64(x2[p])) / 2
+			cy := (float64(y1[p]) + float64(y2[p])) / 2
+			minX, maxX = min(minX, cx), max(maxX, cx)
+			minY, maxY = min(minY, cy), max(maxY, cy)
+			sumLW += math.Log(float64(x2[p]) - float64(x1[p]))
+			sumLH += math.Log(float64(y2[p]) - float64(y1[p]))
+			valid++
+		}
+	}
+	kept := w.keptPos[:0]
+	if valid == 0 {
+		for p := 0; p < n; p++ {
+			kept = append(kept, int32(p))
+		}
+		w.keptPos = kept
+		return kept
+	}
+	tl := thr * (1 - 1e-4)
+	ratio := (1 - tl) * max(1, 1/(2*tl)) * (1 + 1e-9) // search radius per unit of width
+	cw := math.Exp(sumLW/float64(valid)) * min(max(ratio, 0.25), 1)
+	ch := math.Exp(sumLH/float64(valid)) * min(max(ratio, 0.25), 1)
+	maxCells := max(4*n, 64)
+	gx := max(int(min(math.Ceil((maxX-minX)/cw), 1024)), 1)
+	gy := max(int(min(math.Ceil((maxY-minY)/ch), 1024)), 1)
+	for gx*gy > maxCells {
+		gx, gy = max((gx+1)/2, 1), max((gy+1)/2, 1)
+	}
+	invX := float64(gx) / math.Max(maxX-minX, math.SmallestNonzeroFloat64)
+	invY := float64(gy) / math.Max(maxY-minY, math.SmallestNonzeroFloat64)
+	cellX := func(v float64) int { return min(max(int((v-minX)*invX), 0), gx-1) }
+	cellY := func(v float64) int { return min(max(int((v-minY)*invY), 0), gy-1) }
+	if cap(w.cells) < gx*gy {
+		w.cells = make([][]int32, gx*gy)
+	}
+	cells := w.cells[:gx*gy]
+	for c := range cells {
+		cells[c] = cells[c][:0]
+	}
+	for q := 0; q < n; q++ {
+		if !(x2[q] > x1[q] && y2[q] > y1[q]) {
+			kept = append(kept, int32(q))
+			continue
+		}
+		cx := (float64(x1[q]) + float64(x2[q])) / 2
+		cy := (float64(y1[q]) + float64(y2[q])) / 2
+		rx := (float64(x2[q]) - float64(x1[q])) * ratio
+		ry := (float64(y2[q]) - float64(y1[q])) * ratio
+		cx1, cx2 := cellX(cx-rx), cellX(cx+rx)
+		cy1, cy2 := cellY(cy-ry), cellY(cy+ry)
+		suppressed := false
+		if (cx2-cx1+1)*(cy2-cy1+1) > len(kept) {
+			for _, p := range kept {
+				if w.overlapExceeds(p, int32(q), thr) {
+					suppressed = true
+					break
+				}
+			}
+		} else {
+		cellLoop:
+			for cy := cy1; cy <= cy2; cy++ {
+				for cx := cx1; cx <= cx2; cx++ {
+					for _, p := range cells[cy*gx+cx] {
+						if w.overlapExceeds(p, int32(q), thr) {
+							suppressed = true
+							break cellLoop
+						}
+					}
+				}
+			}
+		}
+		if !suppressed {
+			kept = append(kept, int32(q))
+			c := cellY(cy)*gx + cellX(cx)
+			cells[c] = append(cells[c], int32(q))
+		}
+	}
 	w.keptPos = kept
 	return kept
 }
