@@ -2,6 +2,8 @@ package backbone
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -116,6 +118,57 @@ func TestConfigErrors(t *testing.T) {
 	for _, c := range []Config{{Depth: 42, WidthMult: 1}, {Depth: 50, WidthMult: 0}, {Depth: 50, WidthMult: 1, FrozenStages: 7}} {
 		if _, err := NewResNet(layers.NewRegistry(), c); err == nil {
 			t.Errorf("%+v: no error", c)
+		}
+	}
+}
+
+// TestFullSizeParity runs when SKD_GOLDEN_FULL names a directory written by
+// `scripts/golden_backbone.py --full DIR` (scripts/parity_full.sh does both).
+func TestFullSizeParity(t *testing.T) {
+	dir := os.Getenv("SKD_GOLDEN_FULL")
+	if dir == "" {
+		t.Skip("set SKD_GOLDEN_FULL (scripts/parity_full.sh)")
+	}
+	gf, err := golden.Load(filepath.Join(dir, "bodies"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []int{50, 101} {
+		reg := layers.NewRegistry()
+		r, err := NewResNet(reg, Config{Depth: d, WidthMult: 1, BNEps: 1e-5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fillDeterministic(reg)
+		for _, s := range [][]int{{1, 3, 800, 1088}, {1, 3, 608, 800}} {
+			b := layers.NewBuilder(reg)
+			x := b.Input("image", s...)
+			outs := r.Forward(b, x)
+			var kept [4]*layers.Kept
+			for i, o := range outs {
+				kept[i] = b.Keep(o)
+			}
+			if err := b.Err(); err != nil {
+				t.Fatal(err)
+			}
+			G.Let(x, inputImage(s))
+			m := G.NewTapeMachine(b.G)
+			if err := m.RunAll(); err != nil {
+				t.Fatal(err)
+			}
+			m.Close()
+			tag := fmt.Sprintf("%dx%dx%dx%d", s[0], s[1], s[2], s[3])
+			for i, k := range kept {
+				name := fmt.Sprintf("r%d/%s/C%d", d, tag, i+2)
+				maxErr, scale, err := gf.Arrays[name].Compare(k.Data())
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("ResNet-%d %s C%d: max abs error %.3g, scale %.3g, relative %.2g", d, tag, i+2, maxErr, scale, maxErr/scale)
+				if maxErr > 1e-4*scale {
+					t.Errorf("%s: relative error %.2g > 1e-4", name, maxErr/scale)
+				}
+			}
 		}
 	}
 }

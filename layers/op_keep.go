@@ -18,19 +18,41 @@ type keepOp struct {
 	out   *tensor.Dense
 }
 
-func (op *keepOp) Arity() int                                     { return 1 }
-func (op *keepOp) Type() hm.Type                                  { return fnType(len(op.shape), len(op.shape)) }
-func (op *keepOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return op.shape.Clone(), nil }
-func (op *keepOp) Do(in ...G.Value) (G.Value, error)              { return op.UsePreallocDo(nil, in...) }
+func (op *keepOp) Arity() int { return 1 }
+func (op *keepOp) Type() hm.Type {
+	if len(op.shape) == 0 {
+		return hm.NewFnType(hm.TypeVariable('a'), hm.TypeVariable('a'))
+	}
+	return fnType(1, len(op.shape))
+}
+func (op *keepOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	if len(op.shape) == 0 {
+		return tensor.ScalarShape(), nil
+	}
+	return tensor.Shape{1}, nil
+}
+func (op *keepOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *keepOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	x, err := f32(in[0])
-	if err != nil {
-		return nil, err
+	var x []float32
+	if len(op.shape) == 0 {
+		v, err := scalarOf(in[0])
+		if err != nil {
+			return nil, err
+		}
+		x = []float32{v}
+	} else {
+		var err error
+		if x, err = f32(in[0]); err != nil {
+			return nil, err
+		}
 	}
 	if op.out == nil {
-		op.out = tensor.New(tensor.WithShape(op.shape.Clone()...), tensor.Of(tensor.Float32))
+		op.out = tensor.New(tensor.WithShape(len(x)), tensor.Of(tensor.Float32))
 	}
 	copy(op.out.Data().([]float32), x)
+	if len(op.shape) == 0 {
+		return G.NewF32(0), nil
+	}
 	return output(prealloc, tensor.Shape{1}), nil
 }
 
@@ -65,4 +87,13 @@ func (b *Builder) Keep(x *G.Node) *Kept {
 		b.Fail(err)
 	}
 	return &Kept{Node: n, op: op}
+}
+
+// DiffWRT says keep is not differentiated (it is a side output), which
+// also tells Gorgonia's analysis that nothing is lost by skipping it.
+func (op *keepOp) DiffWRT(n int) []bool { return make([]bool, n) }
+
+// SymDiff is never called for a non-differentiable input.
+func (op *keepOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	return make(G.Nodes, len(inputs)), nil
 }
