@@ -212,9 +212,9 @@ func render(rng *rand.Rand, W, H int, crowdProb float64) *Scene {
 		lo = math.Min(lo, hi)
 		d := lo + rng.Float64()*(hi-lo)
 		sh := &shape{class: rng.IntN(len(Classes)), d: d,
-			cx:    d/4 + rng.Float64()*(float64(W)-d/2),
-			cy:    d/4 + rng.Float64()*(float64(H)-d/2),
-			theta: rng.Float64() * 2 * math.Pi,
+			cx:     d/4 + rng.Float64()*(float64(W)-d/2),
+			cy:     d/4 + rng.Float64()*(float64(H)-d/2),
+			theta:  rng.Float64() * 2 * math.Pi,
 			colour: hsv(rng.Float64(), 0.55+0.45*rng.Float64(), 0.45+0.55*rng.Float64()),
 			owner:  len(objects)}
 		shapes = append(shapes, sh)
@@ -553,7 +553,9 @@ func TrainAnnotations(dir string) string {
 }
 
 // ValAnnotations is the validation annotation file of a set.
-func ValAnnotations(dir string) string { return filepath.Join(dir, "annotations", "instances_val.json") }
+func ValAnnotations(dir string) string {
+	return filepath.Join(dir, "annotations", "instances_val.json")
+}
 
 // TrainImages is the training image directory of a set.
 func TrainImages(dir string) string { return filepath.Join(dir, "train") }
