@@ -1,6 +1,7 @@
 package boxes
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -60,7 +61,7 @@ func BatchedNMS(b, scores []float32, groups []int, iouThreshold float64) ([]int,
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortStableFunc(order, func(i, j int) int { return groups[i] - groups[j] })
+	slices.SortStableFunc(order, func(i, j int) int { return cmp.Compare(groups[i], groups[j]) })
 	var w nmsWork
 	keep := make([]int, 0, n)
 	for start := 0; start < n; {
@@ -190,7 +191,7 @@ func (w *nmsWork) run(b, scores []float32, idx []int, thr float64) []int {
 	switch {
 	case forceAllPairs || !finite || !(thr >= 0) || n <= 64:
 		keptPos = w.allPairs(thr)
-	case thr >= centreGridMinThr && w.centreGridSafe():
+	case thr >= centreGridMinThr && thr < 1 && w.centreGridSafe():
 		keptPos = w.centreGrid(thr)
 	default:
 		keptPos = w.grid(thr)
@@ -353,8 +354,8 @@ func (w *nmsWork) grid(thr float64) []int32 {
 	return kept
 }
 
-// centreGridMinThr is the lowest threshold for which centreGrid is used:
-// its search radius grows like (1-t)/t box widths.
+// centreGridMinThr is the lowest threshold for which centreGrid is used
+// (its search radius grows like 1/t box widths); thresholds >= 1 use grid.
 const centreGridMinThr = 0.2
 
 // centreGridSafe reports whether every box with positive width and height
