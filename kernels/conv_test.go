@@ -205,3 +205,21 @@ func TestConvBadArguments(t *testing.T) {
 		}()
 	}
 }
+
+func TestAddVec(t *testing.T) {
+	r := rand.New(rand.NewSource(11))
+	for _, n := range []int{0, 1, 7, 8, 9, 31, 32, 33, 77, 130} {
+		src := randSlice(r, n)
+		dst := randSlice(r, n+3)
+		want := append([]float32(nil), dst...)
+		for i := 0; i < n; i++ {
+			want[i] += src[i]
+		}
+		addVec(dst, src)
+		for i := range want {
+			if dst[i] != want[i] {
+				t.Fatalf("n=%d: [%d] = %v, want %v", n, i, dst[i], want[i])
+			}
+		}
+	}
+}

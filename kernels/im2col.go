@@ -92,10 +92,7 @@ func col2im(p ConvParams, col, dx []float32) {
 					s := src[i*ow+jlo : i*ow+jhi]
 					base := jlo*p.StrideW - p.PadW + off
 					if p.StrideW == 1 {
-						d := xc[hi*p.W+base : hi*p.W+base+len(s)]
-						for j, g := range s {
-							d[j] += g
-						}
+						addVec(xc[hi*p.W+base:hi*p.W+base+len(s)], s)
 						continue
 					}
 					d := xc[hi*p.W : (hi+1)*p.W]
@@ -120,4 +117,15 @@ func runChannels(c, work int, f func(int)) {
 		return
 	}
 	gemmParallel(c, f)
+}
+
+// addVec adds src[i] to dst[i] for i < len(src); replaced by a SIMD version
+// where available.
+var addVec = addVecGo
+
+func addVecGo(dst, src []float32) {
+	dst = dst[:len(src)]
+	for i, v := range src {
+		dst[i] += v
+	}
 }
