@@ -41,7 +41,7 @@ func newNet(t testing.TB, cfg backbone.Config, out int) *net {
 }
 
 type run struct {
-	m      G.VM
+	m      *layers.Machine
 	x      *G.Node
 	kept   []*layers.Kept
 	loss   *layers.Kept
@@ -78,7 +78,11 @@ func (n *net) build(t testing.TB, shape []int, tag string) *run {
 		t.Fatal(err)
 	}
 	r.grads, r.params = grads, params
-	r.m = G.NewTapeMachine(b.G)
+	m, err := layers.NewMachine(b.G)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.m = m
 	img := tensor.New(tensor.WithShape(shape...), tensor.WithBacking(detrand.Symmetric("input_"+tag, tensor.Shape(shape).TotalSize(), 1)))
 	if err := G.Let(x, img); err != nil {
 		t.Fatal(err)
@@ -87,8 +91,7 @@ func (n *net) build(t testing.TB, shape []int, tag string) *run {
 }
 
 func (r *run) exec(t testing.TB) float64 {
-	r.m.Reset()
-	if err := r.m.RunAll(); err != nil {
+	if err := r.m.Run(); err != nil {
 		t.Fatal(err)
 	}
 	var sum float64

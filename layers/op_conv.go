@@ -111,7 +111,7 @@ func (op *convOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error
 			return nil, err
 		}
 	}
-	out := output(prealloc, op.outShape())
+	out := op.out(prealloc, op.outShape())
 	y := out.Data().([]float32)
 	kernels.ConvForward(op.p, x, w, nil, y, op.ws)
 	op.refreshBN()
@@ -250,7 +250,7 @@ func (op *gradPreOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, er
 	if err != nil {
 		return nil, err
 	}
-	out := output(prealloc, op.fwd.outShape())
+	out := op.out(prealloc, op.fwd.outShape())
 	g := out.Data().([]float32)
 	oh, ow := op.fwd.p.OutHW()
 	hw, k := oh*ow, op.fwd.p.K
@@ -301,7 +301,7 @@ func (op *convBwdDataOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 		return nil, err
 	}
 	s, _ := op.InferShape()
-	out := output(prealloc, s)
+	out := op.out(prealloc, s)
 	kernels.ConvBackwardData(op.fwd.p, gs, w, out.Data().([]float32), op.fwd.ws)
 	return out, nil
 }
@@ -329,7 +329,7 @@ func (op *convBwdWeightOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Val
 		return nil, err
 	}
 	s, _ := op.InferShape()
-	out := output(prealloc, s)
+	out := op.out(prealloc, s)
 	kernels.ConvBackwardWeight(op.fwd.p, x, gs, out.Data().([]float32), nil, op.fwd.ws)
 	return out, nil
 }
@@ -352,7 +352,7 @@ func (op *channelSumOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value,
 	if err != nil {
 		return nil, err
 	}
-	out := output(prealloc, tensor.Shape{op.c})
+	out := op.out(prealloc, tensor.Shape{op.c})
 	db := out.Data().([]float32)
 	hw := len(g) / (op.n * op.c)
 	for c := 0; c < op.c; c++ {

@@ -58,7 +58,7 @@ func (op *scaleConstOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value,
 	if err != nil {
 		return nil, err
 	}
-	out := output(prealloc, op.shape)
+	out := op.out(prealloc, op.shape)
 	d := out.Data().([]float32)
 	for i, w := range op.w {
 		d[i] = w * g

@@ -15,7 +15,7 @@ import (
 type keepOp struct {
 	opBase
 	shape tensor.Shape
-	out   *tensor.Dense
+	data  *tensor.Dense
 }
 
 func (op *keepOp) Arity() int { return 1 }
@@ -46,14 +46,14 @@ func (op *keepOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error
 			return nil, err
 		}
 	}
-	if op.out == nil {
-		op.out = tensor.New(tensor.WithShape(len(x)), tensor.Of(tensor.Float32))
+	if op.data == nil {
+		op.data = tensor.New(tensor.WithShape(len(x)), tensor.Of(tensor.Float32))
 	}
-	copy(op.out.Data().([]float32), x)
+	copy(op.data.Data().([]float32), x)
 	if len(op.shape) == 0 {
 		return G.NewF32(0), nil
 	}
-	return output(prealloc, tensor.Shape{1}), nil
+	return op.out(prealloc, tensor.Shape{1}), nil
 }
 
 // Kept is a node whose value stays valid after a run.
@@ -65,10 +65,10 @@ type Kept struct {
 // Data returns the kept values of the last run (owned by the op; copy
 // them to keep them across runs).
 func (k *Kept) Data() []float32 {
-	if k.op.out == nil {
+	if k.op.data == nil {
 		return nil
 	}
-	return k.op.out.Data().([]float32)
+	return k.op.data.Data().([]float32)
 }
 
 // Shape returns the kept tensor's shape.

@@ -27,7 +27,7 @@ func (op *maxPoolOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, er
 	if err != nil {
 		return nil, err
 	}
-	out := output(prealloc, op.outShape())
+	out := op.out(prealloc, op.outShape())
 	kernels.MaxPoolForward(op.p, x, out.Data().([]float32))
 	return out, nil
 }
@@ -66,7 +66,7 @@ func (op *maxPoolBwdOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value,
 		return nil, err
 	}
 	s, _ := op.InferShape()
-	out := output(prealloc, s)
+	out := op.out(prealloc, s)
 	kernels.MaxPoolBackward(op.fwd.p, x, y, dy, out.Data().([]float32))
 	return out, nil
 }
@@ -89,7 +89,7 @@ func (op *upsampleOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, e
 		return nil, err
 	}
 	s, _ := op.InferShape()
-	out := output(prealloc, s)
+	out := op.out(prealloc, s)
 	kernels.UpsampleNearestForward(op.n*op.c, op.h, op.w, op.oh, op.ow, x, out.Data().([]float32))
 	return out, nil
 }
@@ -121,7 +121,7 @@ func (op *upsampleBwdOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 	}
 	f := op.fwd
 	s, _ := op.InferShape()
-	out := output(prealloc, s)
+	out := op.out(prealloc, s)
 	kernels.UpsampleNearestBackward(f.n*f.c, f.h, f.w, f.oh, f.ow, dy, out.Data().([]float32))
 	return out, nil
 }

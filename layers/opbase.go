@@ -13,8 +13,9 @@ import (
 // opBase carries what every custom op shares: a name for printing and a
 // unique id in the hash so that Gorgonia never merges two op instances.
 type opBase struct {
-	name string
-	id   int
+	name  string
+	id    int
+	cache *tensor.Dense // output used when the register's value does not fit
 }
 
 func (o *opBase) ReturnsPtr() bool      { return false }
@@ -56,17 +57,36 @@ func f32(v G.Value) ([]float32, error) {
 // shapeOf returns a value's shape.
 func shapeOf(v G.Value) tensor.Shape { return v.Shape() }
 
-// output returns prealloc when it is a float32 tensor of exactly the
-// wanted shape (TapeMachine hands an op the register it wrote last run),
-// else a fresh tensor. Values are never cached inside ops: Gorgonia's
-// register allocator assumes a value lives in one register only.
-func output(prealloc G.Value, shape tensor.Shape) *tensor.Dense {
-	if d, ok := prealloc.(*tensor.Dense); ok && d.Dtype() == tensor.Float32 && d.Shape().Eq(shape) && d.IsNativelyAccessible() {
-		if _, ok := d.Data().([]float32); ok {
-			return d
-		}
+// out returns the tensor an op writes its result into: prealloc (the
+// value TapeMachine's register held from its last write, this run or the
+// previous one) when it is a float32 tensor of exactly the wanted shape,
+// else the op's own cached tensor, allocated once. Either way a steady
+// state run allocates nothing.
+//
+// Why this is safe: Gorgonia's register allocator gives a register to one
+// live value at a time, and a value only ever sits in the register of the
+// node that wrote it (in-place ops write back into their input's register
+// when that one is dead). An op's cached tensor therefore only ever lives
+// in that op's own output register, and a register's stale value is dead
+// when the register is written. (Gorgonia's view ops, Reshape and Slice,
+// break this by aliasing across registers: the training graphs use none.)
+func (o *opBase) out(prealloc G.Value, shape tensor.Shape) *tensor.Dense {
+	if d, ok := prealloc.(*tensor.Dense); ok && fits(d, shape) {
+		return d
 	}
-	return tensor.New(tensor.WithShape(shape.Clone()...), tensor.Of(tensor.Float32))
+	if o.cache != nil && fits(o.cache, shape) {
+		return o.cache
+	}
+	o.cache = tensor.New(tensor.WithShape(shape.Clone()...), tensor.Of(tensor.Float32))
+	return o.cache
+}
+
+func fits(d *tensor.Dense, shape tensor.Shape) bool {
+	if d.Dtype() != tensor.Float32 || !d.Shape().Eq(shape) || !d.IsNativelyAccessible() || d.IsView() {
+		return false
+	}
+	_, ok := d.Data().([]float32)
+	return ok
 }
 
 // shapesOf converts DimSizers to shapes.
