@@ -226,10 +226,16 @@ func scaleMat(c []float32, m, n, ldc int, beta float32) {
 // gemmBlocked is the single-threaded blocked product (GotoBLAS loop order).
 func gemmBlocked(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, buf *gemmBuf) {
 	mr, nr := kern.mr, kern.nr
+	// Equal k blocks (576 -> 3 x 192 rather than 256+256+64): a short last
+	// block pays the C tile load/store for little work.
+	kcb := kern.kc
+	if nb := (k + kcb - 1) / kcb; nb > 1 {
+		kcb = ((k+nb-1)/nb + 7) / 8 * 8
+	}
 	for jc := 0; jc < n; jc += kern.nc {
 		nc := min(kern.nc, n-jc)
-		for pc := 0; pc < k; pc += kern.kc {
-			kc := min(kern.kc, k-pc)
+		for pc := 0; pc < k; pc += kcb {
+			kc := min(kcb, k-pc)
 			bp := buf.b[:((nc+nr-1)/nr)*nr*kc]
 			packB(nr, transB, b, ldb, pc, jc, kc, nc, bp)
 			bet := beta
