@@ -10,9 +10,9 @@ import (
 // Params are the evaluation parameters, pycocotools' COCOeval.params for
 // iouType "bbox" with useCats = 1 (useCats = 0 is not supported).
 type Params struct {
-	// ImgIDs restricts the evaluation to these images (nil: all GT images).
-	// As in pycocotools they are sorted and de-duplicated; every id must be
-	// a GT image.
+	// ImgIDs restricts the evaluation to these images (nil: all GT images;
+	// an empty non-nil slice: none, every number -1). As in pycocotools they
+	// are sorted and de-duplicated; every id must be a GT image.
 	ImgIDs []int64
 	// CatIDs restricts the evaluation to these categories (nil: all GT
 	// categories), sorted and de-duplicated; every id must be a GT category.
