@@ -33,7 +33,8 @@
 //
 // JPEG and PNG, decoded to RGB float32 CHW in [0,255]. The JPEG EXIF
 // orientation (APP1, tag 0x0112, parsed here) is applied like PIL's
-// ImageOps.exif_transpose. Gray, CMYK/YCCK (Adobe), paletted and 16-bit images
+// ImageOps.exif_transpose (detectron2's behaviour); DecodeImageRaw and
+// LoaderConfig.IgnoreEXIF skip it (torchvision's CocoDetection). Gray, CMYK/YCCK (Adobe), paletted and 16-bit images
 // become RGB; alpha is dropped. Errors name the file.
 //
 // # Transforms (TransformSample, ResizeScale, ResizeBilinear, ...)

@@ -31,12 +31,19 @@ func (m *Image) At(c, y, x int) float32 { return m.Pix[(c*m.H+y)*m.W+x] }
 // the result is the image as it is meant to be displayed. Grayscale, CMYK,
 // YCCK, paletted and 16-bit images are converted to RGB; alpha is dropped.
 // Errors name the file.
-func DecodeImage(path string) (*Image, error) {
+func DecodeImage(path string) (*Image, error) { return decodeFile(path, true) }
+
+// DecodeImageRaw is DecodeImage without applying the EXIF orientation: the
+// pixels as stored (what torchvision's CocoDetection, which does not call
+// exif_transpose, sees).
+func DecodeImageRaw(path string) (*Image, error) { return decodeFile(path, false) }
+
+func decodeFile(path string, orient bool) (*Image, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading image: %w", err)
 	}
-	img, err := DecodeImageBytes(b)
+	img, err := decodeBytes(b, orient)
 	if err != nil {
 		return nil, fmt.Errorf("decoding image %s: %w", path, err)
 	}
@@ -44,7 +51,9 @@ func DecodeImage(path string) (*Image, error) {
 }
 
 // DecodeImageBytes is DecodeImage on an in-memory file.
-func DecodeImageBytes(b []byte) (*Image, error) {
+func DecodeImageBytes(b []byte) (*Image, error) { return decodeBytes(b, true) }
+
+func decodeBytes(b []byte, honourEXIF bool) (*Image, error) {
 	var (
 		src    image.Image
 		err    error
@@ -52,7 +61,9 @@ func DecodeImageBytes(b []byte) (*Image, error) {
 	)
 	switch {
 	case len(b) >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF:
-		orient = JPEGOrientation(b)
+		if honourEXIF {
+			orient = JPEGOrientation(b)
+		}
 		src, err = jpeg.Decode(bytes.NewReader(b))
 	case len(b) >= 8 && string(b[:8]) == "\x89PNG\r\n\x1a\n":
 		src, err = png.Decode(bytes.NewReader(b))

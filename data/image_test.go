@@ -135,6 +135,17 @@ func TestEXIFOrientations(t *testing.T) {
 			checkQuadrants(t, "orientation "+string(rune('0'+o)), m)
 		}
 	}
+	// DecodeImageRaw ignores the tag.
+	raw := filepath.Join(t.TempDir(), "o6.jpg")
+	if err := os.WriteFile(raw, withExif(encJPEG(t, stored[6]), 6, binary.BigEndian), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := DecodeImageRaw(raw); err != nil || m.H != 24 || m.W != 16 {
+		t.Errorf("raw decode: %v", err)
+	}
+	if m, err := DecodeImage(raw); err != nil || m.H != 16 || m.W != 24 {
+		t.Errorf("oriented decode: %v", err)
+	}
 	// No EXIF: orientation 1.
 	if JPEGOrientation(encJPEG(t, p)) != 1 {
 		t.Error("plain JPEG orientation != 1")

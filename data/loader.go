@@ -34,8 +34,13 @@ type LoaderConfig struct {
 	// StartIter resumes at this global iteration (0-based); skipped batches
 	// are not decoded.
 	StartIter int64
-	Transform TransformConfig
-	Logger    *slog.Logger // nil: slog.Default()
+	// IgnoreEXIF decodes pixels as stored, without the EXIF orientation
+	// (torchvision's CocoDetection behaviour); by default it is applied
+	// (detectron2's). Either way an image whose decoded size differs from
+	// the JSON width and height is skipped with a log line.
+	IgnoreEXIF bool
+	Transform  TransformConfig
+	Logger     *slog.Logger // nil: slog.Default()
 }
 
 // Loader is a parallel prefetching batch loader. Batches, their order and
@@ -202,7 +207,11 @@ func (l *Loader) makeBatch(j job) (*Batch, error) {
 	samples := make([]*Sample, 0, len(j.idx))
 	for k, i := range j.idx {
 		rec := &l.ds.Images[i]
-		img, err := DecodeImage(rec.Path)
+		decode := DecodeImage
+		if l.cfg.IgnoreEXIF {
+			decode = DecodeImageRaw
+		}
+		img, err := decode(rec.Path)
 		if err == nil && (img.H != rec.Height || img.W != rec.Width) {
 			err = fmt.Errorf("image %s is %dx%d but the annotations say %dx%d", rec.Path,
 				img.W, img.H, rec.Width, rec.Height)
