@@ -8,6 +8,8 @@ import (
 	"golang.org/x/sys/cpu"
 )
 
+//go:generate go run gemm_asmgen.go
+
 // The assembly micro-kernels (gemm_amd64.s): AVX-512F 8x48 where the CPU
 // and OS support it, otherwise AVX2/FMA 6x16. SKD_NOAVX512=1 forces the
 // AVX2 kernel; SKD_NOASM=1 forces the pure-Go kernel.
