@@ -76,9 +76,10 @@ func mustConv(fn string, p ConvParams, named ...any) {
 // ConvForward computes y = conv(x, w) + bias (bias may be nil).
 // y must have N*K*OH*OW elements; it is overwritten.
 //
-// Each image is one GEMM y_n (K x OH*OW) = W (K x C*KH*KW) * col_n, with
-// col_n = im2col(x_n) held in ws (1x1 stride-1 unpadded convolutions use x_n
-// directly).
+// Each image is one GEMM y_n (K x OH*OW) = W (K x C*KH*KW) * col_n where
+// col_n = im2col(x_n) is never materialised: the GEMM packs its cache-sized
+// panels straight from x_n (1x1 stride-1 unpadded convolutions use x_n as
+// the matrix). ws is not needed here (it may be nil).
 func ConvForward(p ConvParams, x, w, bias, y []float32, ws *ConvWorkspace) {
 	oh, ow := p.OutHW()
 	ohw, ckk := oh*ow, p.C*p.KH*p.KW
@@ -86,19 +87,15 @@ func ConvForward(p ConvParams, x, w, bias, y []float32, ws *ConvWorkspace) {
 	if bias != nil && len(bias) < p.K {
 		panic(fmt.Sprintf("kernels.ConvForward: bias has %d elements, want %d", len(bias), p.K))
 	}
-	var col []float32
-	if !p.isPointwise() {
-		col = ws.Get(ckk * ohw)
-	}
+	pointwise := p.isPointwise()
 	for n := 0; n < p.N; n++ {
 		xn := x[n*p.C*p.H*p.W : (n+1)*p.C*p.H*p.W]
 		yn := y[n*p.K*ohw : (n+1)*p.K*ohw]
-		bm := xn
-		if col != nil {
-			im2col(p, xn, col)
-			bm = col
+		if pointwise {
+			Sgemm(false, false, p.K, ohw, ckk, 1, w, ckk, xn, ohw, 0, yn, ohw)
+		} else {
+			sgemmCol(false, p.K, ohw, ckk, w, ckk, newColSource(p, xn, false), 0, yn, ohw)
 		}
-		Sgemm(false, false, p.K, ohw, ckk, 1, w, ckk, bm, ohw, 0, yn, ohw)
 		if bias != nil {
 			for k := 0; k < p.K; k++ {
 				b := bias[k]
@@ -139,8 +136,9 @@ func ConvBackwardData(p ConvParams, dy, w, dx []float32, ws *ConvWorkspace) {
 // ConvBackwardWeight computes dw (and db when non-nil) from x and dy;
 // both are overwritten.
 //
-// dw (K x C*KH*KW) = sum over images of dy_n * col_n^T; db is the row sums
-// of dy.
+// dw (K x C*KH*KW) = sum over images of dy_n * col_n^T, with col_n^T
+// packed on the fly from x_n like in ConvForward; db is the row sums of dy.
+// ws is not needed here (it may be nil).
 func ConvBackwardWeight(p ConvParams, x, dy, dw, db []float32, ws *ConvWorkspace) {
 	oh, ow := p.OutHW()
 	ohw, ckk := oh*ow, p.C*p.KH*p.KW
@@ -149,26 +147,22 @@ func ConvBackwardWeight(p ConvParams, x, dy, dw, db []float32, ws *ConvWorkspace
 	if db != nil && len(db) < p.K {
 		panic(fmt.Sprintf("kernels.ConvBackwardWeight: db has %d elements, want %d", len(db), p.K))
 	}
-	var col []float32
-	if !p.isPointwise() {
-		col = ws.Get(ckk * ohw)
-	}
+	pointwise := p.isPointwise()
 	if db != nil {
 		clear(db[:p.K])
 	}
 	for n := 0; n < p.N; n++ {
 		xn := x[n*chw : (n+1)*chw]
 		dyn := dy[n*p.K*ohw : (n+1)*p.K*ohw]
-		bm := xn
-		if col != nil {
-			im2col(p, xn, col)
-			bm = col
-		}
 		var beta float32
 		if n > 0 {
 			beta = 1
 		}
-		Sgemm(false, true, p.K, ckk, ohw, 1, dyn, ohw, bm, ohw, beta, dw, ckk)
+		if pointwise {
+			Sgemm(false, true, p.K, ckk, ohw, 1, dyn, ohw, xn, ohw, beta, dw, ckk)
+		} else {
+			sgemmCol(false, p.K, ckk, ohw, dyn, ohw, newColSource(p, xn, true), beta, dw, ckk)
+		}
 		if db != nil {
 			for k := 0; k < p.K; k++ {
 				var s float32

@@ -170,15 +170,23 @@ func TestConvWorkspaceReuse(t *testing.T) {
 	x := randSlice(r, 400)
 	w := randSlice(r, 144)
 	y := make([]float32, 400)
+	dx := make([]float32, 400)
+	dw := make([]float32, 144)
 	var ws ConvWorkspace
-	ConvForward(p, x, w, nil, y, &ws)
+	run := func() {
+		ConvForward(p, x, w, nil, y, &ws)
+		ConvBackwardData(p, y, w, dx, &ws)
+		ConvBackwardWeight(p, x, y, dw, nil, &ws)
+	}
+	run()
 	first := &ws.buf[0]
-	allocs := testing.AllocsPerRun(5, func() { ConvForward(p, x, w, nil, y, &ws) })
+	allocs := testing.AllocsPerRun(5, run)
 	if &ws.buf[0] != first {
 		t.Fatal("workspace buffer reallocated on a second run of the same shape")
 	}
-	if allocs > 2 {
-		t.Fatalf("ConvForward allocates %v times per run in steady state", allocs)
+	// A few small bookkeeping objects (task descriptors), no buffers.
+	if allocs > 8 {
+		t.Fatalf("a forward+backward run allocates %v times in steady state", allocs)
 	}
 }
 

@@ -24,7 +24,28 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	if err := checkSgemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc); err != nil {
 		panic(err)
 	}
-	sgemmWith(activeKernel(), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	sgemmWith(activeKernel(), transA, m, n, k, alpha, a, lda, bSource{trans: transB, b: b, ldb: ldb}, beta, c, ldc)
+}
+
+// bSource is where the packing routine reads op(B) from: a stored matrix
+// (b, ldb, trans) or, when col is set, an implicit im2col matrix built on
+// the fly from an image. j0 offsets the columns of op(B) (a task's share).
+type bSource struct {
+	trans bool
+	b     []float32
+	ldb   int
+	col   *colSource
+	j0    int
+}
+
+// pack packs rows pc..pc+kc, columns jc..jc+nc of op(B) into nr-column
+// panels.
+func (s *bSource) pack(nr, pc, jc, kc, nc int, dst []float32, buf *gemmBuf) {
+	if s.col != nil {
+		s.col.pack(nr, pc, s.j0+jc, kc, nc, dst, buf)
+		return
+	}
+	packB(nr, s.trans, s.b, s.ldb, pc, s.j0+jc, kc, nc, dst)
 }
 
 // checkSgemm validates sizes, leading dimensions and slice lengths.
@@ -126,6 +147,7 @@ func activeKernel() *microKernel {
 // gemmBuf holds one worker's packing buffers.
 type gemmBuf struct {
 	a, b, tmp []float32
+	colTmp    []float32 // implicit im2col rows before transposing (nr x kc)
 }
 
 var gemmBufs = sync.Pool{New: func() any { return new(gemmBuf) }}
@@ -146,7 +168,7 @@ func (g *gemmBuf) grow(kern *microKernel) {
 // calling goroutine.
 const parallelMinFlops = 48 * 48 * 48
 
-func sgemmWith(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+func sgemmWith(kern *microKernel, transA bool, m, n, k int, alpha float32, a []float32, lda int, bs bSource, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return
 	}
@@ -161,7 +183,7 @@ func sgemmWith(kern *microKernel, transA, transB bool, m, n, k int, alpha float3
 	if nt == 1 || m*n*k < parallelMinFlops {
 		buf := gemmBufs.Get().(*gemmBuf)
 		buf.grow(kern)
-		gemmBlocked(kern, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, buf)
+		gemmBlocked(kern, transA, m, n, k, alpha, a, lda, &bs, beta, c, ldc, buf)
 		gemmBufs.Put(buf)
 		return
 	}
@@ -176,7 +198,7 @@ func sgemmWith(kern *microKernel, transA, transB bool, m, n, k int, alpha float3
 	if chunks <= 1 {
 		buf := gemmBufs.Get().(*gemmBuf)
 		buf.grow(kern)
-		gemmBlocked(kern, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, buf)
+		gemmBlocked(kern, transA, m, n, k, alpha, a, lda, &bs, beta, c, ldc, buf)
 		gemmBufs.Put(buf)
 		return
 	}
@@ -189,13 +211,9 @@ func sgemmWith(kern *microKernel, transA, transB bool, m, n, k int, alpha float3
 		buf := gemmBufs.Get().(*gemmBuf)
 		buf.grow(kern)
 		if splitN {
-			var bs []float32
-			if transB {
-				bs = b[lo*ldb:]
-			} else {
-				bs = b[lo:]
-			}
-			gemmBlocked(kern, transA, transB, m, hi-lo, k, alpha, a, lda, bs, ldb, beta, c[lo:], ldc, buf)
+			sub := bs
+			sub.j0 += lo
+			gemmBlocked(kern, transA, m, hi-lo, k, alpha, a, lda, &sub, beta, c[lo:], ldc, buf)
 		} else {
 			var as []float32
 			if transA {
@@ -203,7 +221,7 @@ func sgemmWith(kern *microKernel, transA, transB bool, m, n, k int, alpha float3
 			} else {
 				as = a[lo*lda:]
 			}
-			gemmBlocked(kern, transA, transB, hi-lo, n, k, alpha, as, lda, b, ldb, beta, c[lo*ldc:], ldc, buf)
+			gemmBlocked(kern, transA, hi-lo, n, k, alpha, as, lda, &bs, beta, c[lo*ldc:], ldc, buf)
 		}
 		gemmBufs.Put(buf)
 	})
@@ -224,20 +242,23 @@ func scaleMat(c []float32, m, n, ldc int, beta float32) {
 }
 
 // gemmBlocked is the single-threaded blocked product (GotoBLAS loop order).
-func gemmBlocked(kern *microKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, buf *gemmBuf) {
+func gemmBlocked(kern *microKernel, transA bool, m, n, k int, alpha float32, a []float32, lda int, bs *bSource, beta float32, c []float32, ldc int, buf *gemmBuf) {
 	mr, nr := kern.mr, kern.nr
 	// Equal k blocks (576 -> 3 x 192 rather than 256+256+64): a short last
 	// block pays the C tile load/store for little work.
 	kcb := kern.kc
 	if nb := (k + kcb - 1) / kcb; nb > 1 {
-		kcb = ((k+nb-1)/nb + 7) / 8 * 8
+		kcb = (k + nb - 1) / nb
+		if r8 := (kcb + 7) / 8 * 8; r8 <= kern.kc {
+			kcb = r8 // whole 8x8 transposes in the packing
+		}
 	}
 	for jc := 0; jc < n; jc += kern.nc {
 		nc := min(kern.nc, n-jc)
 		for pc := 0; pc < k; pc += kcb {
 			kc := min(kcb, k-pc)
 			bp := buf.b[:((nc+nr-1)/nr)*nr*kc]
-			packB(nr, transB, b, ldb, pc, jc, kc, nc, bp)
+			bs.pack(nr, pc, jc, kc, nc, bp, buf)
 			bet := beta
 			if pc > 0 {
 				bet = 1

@@ -92,7 +92,7 @@ func withKernel(kern *microKernel) func(tA, tB bool, m, n, k int, alpha float32,
 		if err := checkSgemm(tA, tB, m, n, k, a, lda, b, ldb, c, ldc); err != nil {
 			panic(err)
 		}
-		sgemmWith(kern, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		sgemmWith(kern, tA, m, n, k, alpha, a, lda, bSource{trans: tB, b: b, ldb: ldb}, beta, c, ldc)
 	}
 }
 

@@ -1,0 +1,106 @@
+package kernels
+
+// colSource packs GEMM panels straight from one image, as if from its
+// im2col matrix col (C*KH*KW x OH*OW), without materialising col: the
+// panels being packed are cache-sized, col would be megabytes. With trans
+// the GEMM operand is col^T (OH*OW x C*KH*KW), as in the weight gradient.
+type colSource struct {
+	p      ConvParams
+	x      []float32 // one image, C x H x W
+	oh, ow int
+	trans  bool
+}
+
+func newColSource(p ConvParams, x []float32, trans bool) *colSource {
+	oh, ow := p.OutHW()
+	return &colSource{p: p, x: x, oh: oh, ow: ow, trans: trans}
+}
+
+// segment writes col[r, j0:j0+len(dst)] into dst.
+func (s *colSource) segment(r, j0 int, dst []float32) {
+	p := &s.p
+	v := r % p.KW
+	u := (r / p.KW) % p.KH
+	c := r / (p.KW * p.KH)
+	xc := s.x[c*p.H*p.W : (c+1)*p.H*p.W]
+	off := v * p.DilW
+	jlo, jhi := colRange(s.ow, p.W, p.StrideW, p.PadW, off)
+	i, jj := j0/s.ow, j0%s.ow
+	for len(dst) > 0 {
+		cnt := min(len(dst), s.ow-jj)
+		d := dst[:cnt]
+		hi := i*p.StrideH - p.PadH + u*p.DilH
+		if hi < 0 || hi >= p.H {
+			clear(d)
+		} else {
+			// Output columns jj..jj+cnt; valid ones are [jlo, jhi).
+			a, b := max(jj, jlo), min(jj+cnt, jhi)
+			if a >= b {
+				clear(d)
+			} else {
+				clear(d[:a-jj])
+				clear(d[b-jj:])
+				src := xc[hi*p.W : (hi+1)*p.W]
+				base := a*p.StrideW - p.PadW + off
+				if p.StrideW == 1 {
+					copy(d[a-jj:b-jj], src[base:base+b-a])
+				} else {
+					for q := a - jj; q < b-jj; q++ {
+						d[q] = src[base]
+						base += p.StrideW
+					}
+				}
+			}
+		}
+		dst = dst[cnt:]
+		i, jj = i+1, 0
+	}
+}
+
+// pack packs rows pc..pc+kc, columns jc..jc+nc of op(B) (col or col^T)
+// into nr-column panels, like packB.
+func (s *colSource) pack(nr, pc, jc, kc, nc int, dst []float32, buf *gemmBuf) {
+	for jr := 0; jr < nc; jr += nr {
+		cols := min(nr, nc-jr)
+		d := dst[jr*kc : (jr+nr)*kc]
+		if !s.trans {
+			for q := 0; q < kc; q++ {
+				dp := d[q*nr : q*nr+nr]
+				s.segment(pc+q, jc+jr, dp[:cols])
+				clear(dp[cols:])
+			}
+			continue
+		}
+		// op(B)[q, j] = col[jc+jr+j, pc+q]: build the cols col rows in a
+		// cache-resident scratch, then transpose into the panel.
+		if cap(buf.colTmp) < nr*kc {
+			buf.colTmp = make([]float32, nr*kc)
+		}
+		tmp := buf.colTmp[:cols*kc]
+		for j := 0; j < cols; j++ {
+			s.segment(jc+jr+j, pc, tmp[j*kc:(j+1)*kc])
+		}
+		q0 := 0
+		if cols%8 == 0 {
+			for ; q0+8 <= kc; q0 += 8 {
+				for j0 := 0; j0 < cols; j0 += 8 {
+					transpose8(tmp[j0*kc+q0:], kc, d[q0*nr+j0:], nr)
+				}
+			}
+		}
+		for q := q0; q < kc; q++ {
+			dp := d[q*nr : q*nr+nr]
+			for j := 0; j < cols; j++ {
+				dp[j] = tmp[j*kc+q]
+			}
+			clear(dp[cols:])
+		}
+	}
+}
+
+// sgemmCol computes C = op(A) * op(col) for one image (beta as in Sgemm),
+// packing the im2col operand on the fly. op(col) is col (k = C*KH*KW rows,
+// n = OH*OW columns) or, with trans, col^T.
+func sgemmCol(transA bool, m, n, k int, a []float32, lda int, src *colSource, beta float32, c []float32, ldc int) {
+	sgemmWith(activeKernel(), transA, m, n, k, 1, a, lda, bSource{col: src}, beta, c, ldc)
+}
