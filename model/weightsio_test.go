@@ -1,0 +1,118 @@
+package model
+
+import (
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/skd-go/skd/backbone"
+	"github.com/skd-go/skd/fpn"
+	"github.com/skd-go/skd/layers"
+)
+
+func tinyBackbone(t *testing.T) *layers.Registry {
+	reg := layers.NewRegistry()
+	body, err := backbone.NewResNet(reg, backbone.Config{Depth: 18, WidthMult: 0.125, FrozenStages: 1, BNEps: 1e-5, Prefix: "backbone.body."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := fpn.New(reg, "backbone.fpn.", body.OutChannels[:], 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewSource(1))
+	body.Init(rng)
+	f.Init(rng)
+	return reg
+}
+
+func TestSaveLoadRoundTrip(t *testing.T) {
+	reg := tinyBackbone(t)
+	p := filepath.Join(t.TempDir(), "w.safetensors")
+	if err := SaveWeights(reg, p, map[string]string{"arch": "r18"}); err != nil {
+		t.Fatal(err)
+	}
+	reg2 := tinyBackbone(t)
+	for _, prm := range reg2.Params() {
+		for i := range prm.Data() {
+			prm.Data()[i] = 0
+		}
+	}
+	rep, err := LoadWeights(reg2, p, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Matched) != len(reg.Params()) {
+		t.Fatalf("matched %d of %d", len(rep.Matched), len(reg.Params()))
+	}
+	for _, prm := range reg.Params() {
+		got := reg2.Get(prm.Name).Data()
+		for i, v := range prm.Data() {
+			if got[i] != v {
+				t.Fatalf("%s[%d] = %v, saved %v", prm.Name, i, got[i], v)
+			}
+		}
+	}
+}
+
+// Bad weights: another architecture, a truncated file, not a pickle.
+func TestBadWeightsFiles(t *testing.T) {
+	dir := "weights/testdata"
+	cases := map[string]string{
+		"tiny_resnet.pth": "missing", // another architecture
+		"random.bin":      "random.bin",
+		"no_pickle.pth":   "no_pickle.pth",
+		"list.pth":        "list.pth",
+	}
+	for file, want := range cases {
+		reg := tinyBackbone(t)
+		_, err := LoadWeights(reg, filepath.Join(dir, file), LoadOptions{})
+		if err == nil {
+			t.Errorf("%s: no error", file)
+			continue
+		}
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %q does not mention %q", file, err, want)
+		}
+	}
+	// truncated copy of a valid file
+	raw, err := os.ReadFile(filepath.Join(dir, "tiny_resnet.pth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := filepath.Join(t.TempDir(), "trunc.pth")
+	os.WriteFile(tr, raw[:len(raw)/2], 0o644)
+	if _, err := LoadWeights(tinyBackbone(t), tr, LoadOptions{}); err == nil || !strings.Contains(err.Error(), "trunc.pth") {
+		t.Errorf("truncated file: %v", err)
+	}
+	// a shape mismatch names the key
+	reg := tinyBackbone(t)
+	p := filepath.Join(t.TempDir(), "w.safetensors")
+	SaveWeights(reg, p, nil)
+	reg3 := layers.NewRegistry()
+	backbone.NewResNet(reg3, backbone.Config{Depth: 18, WidthMult: 0.25, BNEps: 1e-5, Prefix: "backbone.body."})
+	if _, err := LoadWeights(reg3, p, LoadOptions{AllowMissing: []string{"*"}}); err == nil || !strings.Contains(err.Error(), "backbone.body.conv1.weight") {
+		t.Errorf("shape mismatch: %v", err)
+	}
+}
+
+func TestLegacyFPNKeys(t *testing.T) {
+	reg := tinyBackbone(t)
+	p := filepath.Join(t.TempDir(), "w.safetensors")
+	if err := SaveWeights(reg, p, nil); err != nil {
+		t.Fatal(err)
+	}
+	sd, _, err := ReadStateDict(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// rename to torchvision < 0.13 names
+	old := sd["backbone.fpn.inner_blocks.0.0.weight"]
+	delete(sd, "backbone.fpn.inner_blocks.0.0.weight")
+	sd["backbone.fpn.inner_blocks.0.weight"] = old
+	if _, err := LoadStateDict(tinyBackbone(t), sd, "legacy", LoadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
