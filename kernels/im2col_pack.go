@@ -60,17 +60,27 @@ func (s *colSource) segment(r, j0 int, dst []float32) {
 // pack packs rows pc..pc+kc, columns jc..jc+nc of op(B) (col or col^T)
 // into nr-column panels, like packB.
 func (s *colSource) pack(nr, pc, jc, kc, nc int, dst []float32, buf *gemmBuf) {
+	if !s.trans {
+		// One col row segment per step (per-call overhead amortised over
+		// nc values, built in cache), then split into the panels.
+		if cap(buf.colTmp) < nc {
+			buf.colTmp = make([]float32, max(nc, nr*kc))
+		}
+		row := buf.colTmp[:nc]
+		for q := 0; q < kc; q++ {
+			s.segment(pc+q, jc, row)
+			for jr := 0; jr < nc; jr += nr {
+				cols := min(nr, nc-jr)
+				dp := dst[jr*kc+q*nr : jr*kc+q*nr+nr]
+				copy(dp, row[jr:jr+cols])
+				clear(dp[cols:])
+			}
+		}
+		return
+	}
 	for jr := 0; jr < nc; jr += nr {
 		cols := min(nr, nc-jr)
 		d := dst[jr*kc : (jr+nr)*kc]
-		if !s.trans {
-			for q := 0; q < kc; q++ {
-				dp := d[q*nr : q*nr+nr]
-				s.segment(pc+q, jc+jr, dp[:cols])
-				clear(dp[cols:])
-			}
-			continue
-		}
 		// op(B)[q, j] = col[jc+jr+j, pc+q]: build the cols col rows in a
 		// cache-resident scratch, then transpose into the panel.
 		if cap(buf.colTmp) < nr*kc {
