@@ -4,8 +4,8 @@
 # bottleneck's three convs (fwd+bwd, batch 1), and square SGEMMs.
 # Run it under the shared benchmark lock:
 #   flock /tmp/bench.lock bash scripts/bench_kernels.sh
-# Env: THREADS (default 2), COUNT (Go repetitions, default 7), REPS (torch
-# repetitions, default 30).
+# Env: THREADS (default 2), COUNT (Go repetitions per round, default 7), REPS (torch
+# repetitions per round, default 30). Times are in ms; ratio = Go/torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-2}
@@ -16,9 +16,13 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; date: $(date -u +%F); threads: $THREADS"
-GOMAXPROCS=$THREADS go test -run '^$' -bench '^(BenchmarkConv3x3_64_56|BenchmarkBottleneck|BenchmarkSgemm)$' \
-  -benchtime 20x -count "$COUNT" -cpu "$THREADS" ./kernels/ >"$tmp/go.txt"
-"$PY" scripts/bench_kernels_torch.py --threads "$THREADS" --reps "$REPS" >"$tmp/torch.txt"
+# Two alternating rounds (Go, torch, Go, torch) so that load from other
+# processes on the shared machine hits both sides alike.
+for round in 1 2; do
+  GOMAXPROCS=$THREADS go test -run '^$' -bench '^(BenchmarkConv3x3_64_56|BenchmarkBottleneck|BenchmarkSgemm)$' \
+    -benchtime 20x -count "$COUNT" -cpu "$THREADS" ./kernels/ >>"$tmp/go.txt"
+  "$PY" scripts/bench_kernels_torch.py --threads "$THREADS" --reps "$REPS" >>"$tmp/torch.txt"
+done
 
 "$PY" - "$tmp/go.txt" "$tmp/torch.txt" <<'PYEOF'
 import re, statistics, sys
@@ -30,10 +34,15 @@ for line in open(sys.argv[1]):
 torch = {}
 for line in open(sys.argv[2]):
     name, ms = line.split()
-    torch[name] = float(ms)
-print("%-44s %10s %10s %8s" % ("benchmark (median)", "Go ms", "torch ms", "Go/torch"))
+    torch.setdefault(name, []).append(float(ms))
+print("Go: median and best of %d runs; torch: median of its per-round medians and best round" % len(next(iter(go.values()))))
+print("%-38s %9s %9s %9s %9s %8s %8s" % ("benchmark", "Go med", "Go best", "torch med", "torch best", "ratio", "best/best"))
 for name, ts in go.items():
-    g = statistics.median(ts)
+    g, gb = statistics.median(ts), min(ts)
     t = torch.get(name)
-    print("%-44s %10.3f %10s %8s" % (name, g, "%.3f" % t if t else "-", "%.2f" % (g / t) if t else "-"))
+    if t:
+        tm, tb = statistics.median(t), min(t)
+        print("%-38s %9.3f %9.3f %9.3f %9.3f %8.2f %8.2f" % (name, g, gb, tm, tb, g / tm, gb / tb))
+    else:
+        print("%-38s %9.3f %9.3f %9s %9s %8s %8s" % (name, g, gb, "-", "-", "-", "-"))
 PYEOF
