@@ -243,3 +243,27 @@ func TestAddVec(t *testing.T) {
 		}
 	}
 }
+
+// TestColSourceSegment checks the implicit im2col rows against the
+// materialised im2col matrix for every case, at awkward offsets.
+func TestColSourceSegment(t *testing.T) {
+	for ci, p := range convCases() {
+		r := rand.New(rand.NewSource(int64(ci)))
+		oh, ow := p.OutHW()
+		ohw, ckk := oh*ow, p.C*p.KH*p.KW
+		x := randSlice(r, p.C*p.H*p.W)
+		col := make([]float32, ckk*ohw)
+		im2col(p, x, col)
+		src := newColSource(p, x, false)
+		for row := 0; row < ckk; row++ {
+			j0 := (row * 7) % ohw
+			seg := make([]float32, ohw-j0)
+			src.segment(row, j0, seg)
+			for j, v := range seg {
+				if want := col[row*ohw+j0+j]; v != want {
+					t.Fatalf("case %d row %d col %d: %v, want %v", ci, row, j0+j, v, want)
+				}
+			}
+		}
+	}
+}
