@@ -283,18 +283,7 @@ func RoIAlignForwardRows(p RoIAlignParams, feat []float32, n, c, h, w int, rois 
 			sc.prepare(p, g, h, w)
 			b := int(roi[0])
 			src := feat[b*c*hw : (b+1)*c*hw]
-			samples, binIdx := sc.samples, sc.bins
-			for ch := 0; ch < c; ch++ {
-				plane := src[ch*hw : (ch+1)*hw]
-				o := dst[ch*bins : (ch+1)*bins]
-				for bi := range o {
-					var v float32
-					for _, s := range samples[binIdx[bi]:binIdx[bi+1]] {
-						v += s.w1*plane[s.p1] + s.w2*plane[s.p2] + s.w3*plane[s.p3] + s.w4*plane[s.p4]
-					}
-					o[bi] = v / g.count
-				}
-			}
+			pooledPlanes(sc.samples, sc.bins, src, dst, c, hw, bins, g.count)
 		}
 	})
 	return nil
@@ -350,24 +339,108 @@ func RoIAlignBackwardRows(p RoIAlignParams, dout []float32, n, c, h, w int, rois
 			}
 			sc.prepare(p, g, h, w)
 			b := int(roi[0])
-			samples, binIdx := sc.samples, sc.bins
-			for ch := clo; ch < chi; ch++ {
-				plane := dfeat[(b*c+ch)*hw : (b*c+ch+1)*hw]
-				gsrc := dout[(r*c+ch)*bins : (r*c+ch+1)*bins]
-				for bi, gv := range gsrc {
-					if gv == 0 {
-						continue
-					}
-					gv /= g.count
-					for _, s := range samples[binIdx[bi]:binIdx[bi+1]] {
-						plane[s.p1] += gv * s.w1
-						plane[s.p2] += gv * s.w2
-						plane[s.p3] += gv * s.w3
-						plane[s.p4] += gv * s.w4
-					}
-				}
-			}
+			scatterPlanes(sc.samples, sc.bins, dfeat[(b*c+clo)*hw:(b*c+chi)*hw], dout[(r*c+clo)*bins:(r*c+chi)*bins], chi-clo, hw, bins, g.count)
 		}
 	})
 	return nil
+}
+
+// pooledPlanes averages the samples of every bin over c planes of src
+// (c x hw) into dst (c x bins). Four channels go together: the samples
+// are loaded once for four independent sums (each channel's sum keeps
+// torchvision's order of operations).
+func pooledPlanes(samples []roiSample, binIdx []int32, src, dst []float32, c, hw, bins int, count float32) {
+	ch := 0
+	for ; ch+4 <= c; ch += 4 {
+		f0 := src[ch*hw : (ch+1)*hw]
+		f1 := src[(ch+1)*hw : (ch+2)*hw]
+		f2 := src[(ch+2)*hw : (ch+3)*hw]
+		f3 := src[(ch+3)*hw : (ch+4)*hw]
+		o := dst[ch*bins : (ch+4)*bins]
+		for bi := 0; bi < bins; bi++ {
+			var v0, v1, v2, v3 float32
+			ss := samples[binIdx[bi]:binIdx[bi+1]]
+			for i := range ss {
+				s := &ss[i]
+				p1, p2, p3, p4 := s.p1, s.p2, s.p3, s.p4
+				v0 += s.w1*f0[p1] + s.w2*f0[p2] + s.w3*f0[p3] + s.w4*f0[p4]
+				v1 += s.w1*f1[p1] + s.w2*f1[p2] + s.w3*f1[p3] + s.w4*f1[p4]
+				v2 += s.w1*f2[p1] + s.w2*f2[p2] + s.w3*f2[p3] + s.w4*f2[p4]
+				v3 += s.w1*f3[p1] + s.w2*f3[p2] + s.w3*f3[p3] + s.w4*f3[p4]
+			}
+			o[bi] = v0 / count
+			o[bins+bi] = v1 / count
+			o[2*bins+bi] = v2 / count
+			o[3*bins+bi] = v3 / count
+		}
+	}
+	for ; ch < c; ch++ {
+		f := src[ch*hw : (ch+1)*hw]
+		o := dst[ch*bins : (ch+1)*bins]
+		for bi := range o {
+			var v float32
+			ss := samples[binIdx[bi]:binIdx[bi+1]]
+			for i := range ss {
+				s := &ss[i]
+				v += s.w1*f[s.p1] + s.w2*f[s.p2] + s.w3*f[s.p3] + s.w4*f[s.p4]
+			}
+			o[bi] = v / count
+		}
+	}
+}
+
+// scatterPlanes adds the gradient of the pooled values (dout: c x bins)
+// to c planes of dfeat (c x hw), four channels at a time.
+func scatterPlanes(samples []roiSample, binIdx []int32, dfeat, dout []float32, c, hw, bins int, count float32) {
+	ch := 0
+	for ; ch+4 <= c; ch += 4 {
+		f0 := dfeat[ch*hw : (ch+1)*hw]
+		f1 := dfeat[(ch+1)*hw : (ch+2)*hw]
+		f2 := dfeat[(ch+2)*hw : (ch+3)*hw]
+		f3 := dfeat[(ch+3)*hw : (ch+4)*hw]
+		d := dout[ch*bins : (ch+4)*bins]
+		for bi := 0; bi < bins; bi++ {
+			g0, g1, g2, g3 := d[bi]/count, d[bins+bi]/count, d[2*bins+bi]/count, d[3*bins+bi]/count
+			ss := samples[binIdx[bi]:binIdx[bi+1]]
+			for i := range ss {
+				s := &ss[i]
+				p1, p2, p3, p4 := s.p1, s.p2, s.p3, s.p4
+				w1, w2, w3, w4 := s.w1, s.w2, s.w3, s.w4
+				f0[p1] += g0 * w1
+				f0[p2] += g0 * w2
+				f0[p3] += g0 * w3
+				f0[p4] += g0 * w4
+				f1[p1] += g1 * w1
+				f1[p2] += g1 * w2
+				f1[p3] += g1 * w3
+				f1[p4] += g1 * w4
+				f2[p1] += g2 * w1
+				f2[p2] += g2 * w2
+				f2[p3] += g2 * w3
+				f2[p4] += g2 * w4
+				f3[p1] += g3 * w1
+				f3[p2] += g3 * w2
+				f3[p3] += g3 * w3
+				f3[p4] += g3 * w4
+			}
+		}
+	}
+	for ; ch < c; ch++ {
+		f := dfeat[ch*hw : (ch+1)*hw]
+		d := dout[ch*bins : (ch+1)*bins]
+		for bi, gv := range d {
+			if gv == 0 {
+				continue
+			}
+			gv /= count
+			ss := samples[binIdx[bi]:binIdx[bi+1]]
+			for i := range ss {
+				s := &ss[i]
+				f[s.p1] += gv * s.w1
+				f[s.p2] += gv * s.w2
+				f[s.p3] += gv * s.w3
+				f[s.p4] += gv * s.w4
+			}
+		}
+	}
 }
