@@ -40,8 +40,9 @@ func (l *Linear) InitDefault(rng *rand.Rand) {
 	KaimingUniform(l.Weight, math.Sqrt(5), rng)
 	if l.Bias != nil && l.In > 0 {
 		bound := 1 / math.Sqrt(float64(l.In))
-		for i := range l.Bias.Data() {
-			l.Bias.Data()[i] = float32((rng.Float64()*2 - 1) * bound)
+		d := l.Bias.Data()
+		for i := range d {
+			d[i] = float32((rng.Float64()*2 - 1) * bound)
 		}
 	}
 }
