@@ -367,6 +367,7 @@ func compareGolden(t *testing.T, f *golden.File, name string, got []float32, rel
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
+	t.Logf("%s: rel error %.2g", name, maxErr/scale)
 	if scale == 0 || maxErr > rel*scale {
 		t.Errorf("%s: max error %.3g, reference scale %.3g (rel %.2g > %.0g)", name, maxErr, scale, maxErr/scale, rel)
 	}
@@ -375,6 +376,7 @@ func compareGolden(t *testing.T, f *golden.File, name string, got []float32, rel
 func compareScalar(t *testing.T, f *golden.File, name string, got float64, rel float64) {
 	t.Helper()
 	want := float64(goldenArr(t, f, name).Data[0])
+	t.Logf("%s: %.8g, PyTorch %.8g (rel %.2g)", name, got, want, math.Abs(got-want)/math.Abs(want))
 	if math.Abs(got-want) > rel*math.Abs(want) {
 		t.Errorf("%s: %.8g, PyTorch %.8g", name, got, want)
 	}
