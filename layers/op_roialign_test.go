@@ -11,6 +11,7 @@ import (
 
 	"github.com/skd-go/skd/internal/detrand"
 	"github.com/skd-go/skd/internal/golden"
+	"github.com/skd-go/skd/kernels"
 )
 
 // msConstRoIs returns a constant [K, 5] node holding rois.
@@ -437,5 +438,32 @@ func TestMultiScaleRoIAlignSteadyStateAllocs(t *testing.T) {
 	}
 	if y != y0 {
 		t.Error("the output tensor was not reused")
+	}
+}
+
+// TestMultiScaleRoIAlignSingleLevel: with one level torchvision skips the
+// level mapping and pools every region there with the inferred scale.
+func TestMultiScaleRoIAlignSingleLevel(t *testing.T) {
+	rois := []float32{0, 2, 3, 20, 25, 1, 30, 30, 10, 10, 0, -5, -5, 200, 150}
+	b := NewBuilder(NewRegistry())
+	f := b.Input("f", 2, 3, 16, 24)
+	out := b.MultiScaleRoIAlign(msConstRoIs(b, rois), []*G.Node{f}, 64, 96, RoIAlignConfig{OutputSize: 4, SamplingRatio: 0, Aligned: true})
+	if err := b.Err(); err != nil {
+		t.Fatal(err)
+	}
+	fv := detrand.Symmetric("single", 2*3*16*24, 1)
+	y, err := out.Op().(*msRoIAlignOp).Do(msConstRoIs(b, rois).Value(), tensor.New(tensor.WithShape(2, 3, 16, 24), tensor.WithBacking(fv)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]float32, 3*3*16)
+	p := kernels.RoIAlignParams{PooledH: 4, PooledW: 4, SpatialScale: 0.25, SamplingRatio: 0, Aligned: true}
+	if err := kernels.RoIAlignForward(p, fv, 2, 3, 16, 24, rois, want); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range y.Data().([]float32) {
+		if v != want[i] {
+			t.Fatalf("element %d: %g, RoIAlign at scale 1/4 gives %g", i, v, want[i])
+		}
 	}
 }
