@@ -13,6 +13,7 @@
 package config
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding"
 	"encoding/hex"
@@ -918,8 +919,8 @@ func levenshtein(a, b string) int {
 
 // Load reads the configuration file at path (with its bases), applies the
 // overrides in sets and decodes the result into out (see Decode). It
-// returns the resolved configuration: out marshalled to YAML, defaults
-// included, for saving beside the results of a run. Errors found while
+// returns the resolved configuration: out marshalled to YAML (two-space
+// indent), defaults included, for saving beside the results of a run. Errors found while
 // decoding name the file (or SetSource) the offending key came from.
 func Load(path string, sets []string, out any) (resolved []byte, err error) {
 	defer func() {
@@ -944,11 +945,16 @@ func Load(path string, sets []string, out any) (resolved []byte, err error) {
 		}
 		return nil, err
 	}
-	resolved, err = yaml.Marshal(out)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(out); err != nil {
 		return nil, &Error{File: path, Msg: "cannot marshal resolved configuration: " + err.Error()}
 	}
-	return resolved, nil
+	if err := enc.Close(); err != nil {
+		return nil, &Error{File: path, Msg: "cannot marshal resolved configuration: " + err.Error()}
+	}
+	return buf.Bytes(), nil
 }
 
 // Hash returns the first 16 hexadecimal digits of the SHA-256 of a resolved

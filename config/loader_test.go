@@ -572,6 +572,9 @@ func TestLoadEndToEnd(t *testing.T) {
 	if err := yaml.Unmarshal(resolved, &back); err != nil {
 		t.Fatal(err)
 	}
+	if !strings.Contains(string(resolved), "\nsolver:\n  learning_rate: 0.02\n  max_iter: 1000\n  steps:\n    - 60000\n    - 80000\n") {
+		t.Errorf("resolved YAML layout:\n%s", resolved)
+	}
 	if back["device"] != "cuda" || back["timeout"] != "0s" || back["flag"] != false {
 		t.Errorf("resolved YAML misses defaults:\n%s", resolved)
 	}
@@ -696,6 +699,84 @@ func TestLevenshteinAndSuggest(t *testing.T) {
 	} {
 		if got := suggest(key, names); got != want {
 			t.Errorf("suggest(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
+
+// level implements encoding.TextUnmarshaler; mode implements yaml.Unmarshaler.
+type level int
+
+func (l *level) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "low":
+		*l = 1
+	case "high":
+		*l = 2
+	default:
+		return errors.New("unknown level " + string(b))
+	}
+	return nil
+}
+
+type mode struct{ Name string }
+
+func (m *mode) UnmarshalYAML(n *yaml.Node) error {
+	return n.Decode(&m.Name)
+}
+
+type moreKinds struct {
+	U     uint16            `yaml:"u"`
+	F32   float32           `yaml:"f32"`
+	When  time.Time         `yaml:"when"`
+	Day   string            `yaml:"day"`
+	Level level             `yaml:"level"`
+	Mode  mode              `yaml:"mode"`
+	Keys  map[string]string `yaml:"keys"`
+}
+
+func TestDecodeMoreKinds(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "k.yaml")
+	text := "u: 65535\nf32: 1.5\nwhen: 2020-05-06T07:08:09Z\nday: 2017-01-02\nlevel: high\nmode: fast\nkeys: {1: one, true: yes}\n"
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var k moreKinds
+	if _, err := Load(p, nil, &k); err != nil {
+		t.Fatal(err)
+	}
+	want := moreKinds{U: 65535, F32: 1.5, When: time.Date(2020, 5, 6, 7, 8, 9, 0, time.UTC),
+		Day: "2017-01-02", Level: 2, Mode: mode{"fast"}, Keys: map[string]string{"1": "one", "true": "yes"}}
+	if !reflect.DeepEqual(k, want) {
+		t.Errorf("got %+v\nwant %+v", k, want)
+	}
+	for _, tc := range []struct {
+		tree map[string]any
+		path string
+		msg  string
+	}{
+		{map[string]any{"u": -1}, "u", "want a non-negative integer, got -1"},
+		{map[string]any{"u": 65536}, "u", "value 65536 out of range for uint16"},
+		{map[string]any{"f32": 1e39}, "f32", "value 1e+39 out of range for float32"},
+		{map[string]any{"when": "yesterday"}, "when", `want an RFC 3339 timestamp, got "yesterday"`},
+		{map[string]any{"level": "medium"}, "level", `cannot decode "medium" into config.level`},
+		{map[string]any{"keys": map[string]any{"a": map[string]any{}}}, "keys.a", "want a string, got a mapping"},
+	} {
+		var k moreKinds
+		ce := asError(t, Decode(tc.tree, &k))
+		if ce.Path != tc.path || !strings.HasPrefix(ce.Msg, tc.msg) {
+			t.Errorf("%v: got %q %q, want %q %q", tc.tree, ce.Path, ce.Msg, tc.path, tc.msg)
+		}
+	}
+	// Mapping keys that are lists (refused by yaml.v3) or null are errors.
+	for text, want := range map[string]string{
+		"a:\n  ? [1, 2]\n  : x\n": "invalid map key",
+		"a:\n  b: 1\n  ~: x\n":    "a: unsupported mapping key null",
+	} {
+		os.WriteFile(p, []byte(text), 0o644)
+		_, err := LoadTree(p)
+		if ce := asError(t, err); ce.File != p || !strings.Contains(ce.Msg, want) {
+			t.Errorf("%q: got %v, want %q", text, err, want)
 		}
 	}
 }
