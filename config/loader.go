@@ -127,8 +127,7 @@ func loadTree(path string) (map[string]any, origins, error) {
 }
 
 // loadFile loads path and its bases; stack holds the absolute paths of the
-// files that include it, for cycle detection, and shown their display
-// names.
+// files that include it (with their display names), for cycle detection.
 func loadFile(path string, stack []stackEntry, orig origins) (map[string]any, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
