@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
+	"sort"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -200,4 +202,28 @@ func decodeSummary(b []byte) ([]Scalar, error) {
 		return nil
 	})
 	return out, err
+}
+
+// ReadScalarsDir reads every events.out.tfevents.* file in dir (not
+// recursively), in name order — that is, creation-time order, as the name
+// holds the Unix seconds — and returns their scalars concatenated. This is
+// how a run resumed into a new file is read back as one log.
+func ReadScalarsDir(dir string) ([]ScalarEvent, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, "events.out.tfevents.*"))
+	if err != nil {
+		return nil, fmt.Errorf("tensorboard: %s: %w", dir, err)
+	}
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("tensorboard: %s: no events.out.tfevents.* files", dir)
+	}
+	sort.Strings(paths)
+	var out []ScalarEvent
+	for _, p := range paths {
+		s, err := ReadScalars(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s...)
+	}
+	return out, nil
 }

@@ -313,3 +313,33 @@ print(evs[1].step, v.tag, v.simple_value, evs[1].wall_time)
 		t.Fatalf("python read %q", got)
 	}
 }
+
+// TestReadScalarsDir checks that a resumed run (a second file in the same
+// directory) reads back as one log in file order.
+func TestReadScalarsDir(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := ReadScalarsDir(dir); err == nil {
+		t.Fatal("empty dir: no error")
+	}
+	for run, steps := range [][]int64{{1, 2}, {3}} {
+		w, err := NewWriter(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range steps {
+			if err := w.Scalar("loss", s, float64(10*s+int64(run)), time.Unix(1, 0)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := ReadScalarsDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].Value != 10 || got[1].Value != 20 || got[2].Value != 31 || got[2].Step != 3 {
+		t.Fatalf("got %+v", got)
+	}
+}
