@@ -2,17 +2,22 @@
 // COCOeval semantics (package cocoeval).
 //
 //	kdeval --ann instances_val2017.json --results dets.json [--json metrics.json]
+//	kdeval --config C.yaml --checkpoint CK [--max-images N] [--set k=v]... [--json metrics.json]
 //
-// prints pycocotools' 12-line summary and a per-class AP table; --json writes
-// {"AP": ..., ..., "ARl": ..., "per_class": {"name": AP, ...}}. Exit status:
-// 0 success, 2 bad flags or bad input files, 1 when the output cannot be
-// written.
+// The first form evaluates a results file. The second runs a model on its
+// config's val split (data.val.ann / data.val.images, or the synthetic
+// set's val files when data.synth.dir is set, generated if missing) and
+// evaluates its detections; CK is a weights file (safetensors or a
+// torchvision .pth), a checkpoint directory holding model.safetensors, or
+// a training work_dir whose last_checkpoint file names the checkpoint.
+// Both print pycocotools' 12-line summary and a per-class AP table; --json
+// writes {"AP": ..., ..., "ARl": ..., "per_class": {"name": AP, ...}}. Exit
+// status: 0 success, 2 bad flags or bad input (files, config, weights), 1
+// when the output cannot be written.
 //
-// Layout for further modes: the command resolves a source of detections
-// (today only a results file, in evaluateFiles) into a GT dataset plus
-// []cocoeval.Detection, then evaluate and report do the rest. A model mode
-// (--config --checkpoint) only needs to produce detections in memory and call
-// the same two functions.
+// Layout: each mode resolves its source of detections into a GT dataset
+// plus []cocoeval.Detection (evaluateFiles) or directly into a result
+// (evaluateModel); report does the rest.
 package main
 
 import (
@@ -21,9 +26,17 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
 
 	"github.com/skd-go/skd/cocoeval"
-	"github.com/spf13/cobra"
+	"github.com/skd-go/skd/config"
+	"github.com/skd-go/skd/data/synth"
+	"github.com/skd-go/skd/infer"
 )
 
 // Exit statuses.
@@ -47,20 +60,49 @@ type options struct {
 	results string // COCO results JSON
 	jsonOut string // optional metrics JSON output
 	workers int
+
+	// model mode
+	config     string
+	checkpoint string
+	maxImages  int
+	batchSize  int
+	sets       []string
+	quiet      bool
 }
 
 // run executes the command with args and returns the exit status.
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "kdeval: internal error: %v\n", r)
+			code = exitInput
+		}
+	}()
 	var o options
 	cmd := &cobra.Command{
-		Use:   "kdeval --ann GT.json --results DETS.json [--json OUT.json]",
+		Use:   "kdeval (--ann GT.json --results DETS.json | --config C.yaml --checkpoint CK) [--json OUT.json]",
 		Short: "COCO bbox evaluation, identical to pycocotools COCOeval",
 		Long: "kdeval evaluates COCO-format box detections against COCO instances annotations,\n" +
-			"reproducing pycocotools' COCOeval (iouType bbox) number for number.",
+			"reproducing pycocotools' COCOeval (iouType bbox) number for number. The detections\n" +
+			"come from a results file (--ann, --results) or from running a model on its\n" +
+			"config's val split (--config, --checkpoint).",
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.config != "" || o.checkpoint != "" {
+				if o.config == "" || o.checkpoint == "" {
+					return errors.New("model mode needs both --config and --checkpoint")
+				}
+				if o.ann != "" || o.results != "" {
+					return errors.New("--ann/--results (results-file mode) cannot be combined with --config/--checkpoint (model mode)")
+				}
+				res, err := evaluateModel(&o, stderr)
+				if err != nil {
+					return err
+				}
+				return report(res, stdout, stderr, o.jsonOut)
+			}
 			if o.ann == "" || o.results == "" {
 				return errors.New("--ann and --results are required")
 			}
@@ -80,6 +122,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	f.StringVar(&o.results, "results", "", "COCO detection results JSON: [{image_id, category_id, bbox, score}] (required)")
 	f.StringVar(&o.jsonOut, "json", "", "write the 12 metrics and per-class AP to this JSON file")
 	f.IntVar(&o.workers, "workers", 0, "goroutines for the evaluation (0: all cores); results do not depend on it")
+	f.StringVar(&o.config, "config", "", "model mode: the model's configuration YAML")
+	f.StringVar(&o.checkpoint, "checkpoint", "", "model mode: weights file, checkpoint directory (model.safetensors) or work_dir (last_checkpoint)")
+	f.IntVar(&o.maxImages, "max-images", 0, "model mode: evaluate the first N val images in id order (0: all)")
+	f.IntVar(&o.batchSize, "batch-size", 1, "model mode: images per forward pass")
+	f.StringArrayVar(&o.sets, "set", nil, "model mode: config override key=value (repeatable)")
+	f.BoolVar(&o.quiet, "quiet", false, "model mode: no progress bar")
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
@@ -168,4 +216,129 @@ func metricsJSON(res *cocoeval.Result) ([]byte, error) {
 	}
 	buf = fmt.Appendf(buf, "  \"per_class\": %s\n}\n", pc)
 	return buf, nil
+}
+
+// resolveCheckpoint turns --checkpoint into a weights file: a file is used
+// as is; a directory must hold model.safetensors, or be a work_dir whose
+// last_checkpoint file names the checkpoint (a directory or a file,
+// relative to the work_dir, to its checkpoints/ folder, or absolute).
+func resolveCheckpoint(p string) (string, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return "", fmt.Errorf("--checkpoint: %w", err)
+	}
+	if !st.IsDir() {
+		return p, nil
+	}
+	if w := filepath.Join(p, "model.safetensors"); isFile(w) {
+		return w, nil
+	}
+	lc := filepath.Join(p, "last_checkpoint")
+	raw, err := os.ReadFile(lc)
+	if err != nil {
+		return "", fmt.Errorf("--checkpoint %s: a directory without model.safetensors or last_checkpoint", p)
+	}
+	name := strings.TrimSpace(string(raw))
+	if name == "" {
+		return "", fmt.Errorf("%s is empty", lc)
+	}
+	cands := []string{name}
+	if !filepath.IsAbs(name) {
+		cands = []string{filepath.Join(p, name), filepath.Join(p, "checkpoints", name), name}
+	}
+	for _, c := range cands {
+		if isFile(c) {
+			return c, nil
+		}
+		if w := filepath.Join(c, "model.safetensors"); isFile(w) {
+			return w, nil
+		}
+	}
+	return "", fmt.Errorf("%s names %q, but none of %s holds model.safetensors", lc, name, strings.Join(cands, ", "))
+}
+
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// valSplit returns the config's validation annotation file and image
+// directory: the synthetic set's (generated when missing) when
+// data.synth.dir is set, else data.val.
+func valSplit(cfg *config.File, stderr io.Writer) (ann, images string, err error) {
+	if s := cfg.Data.Synth; s.Dir != "" {
+		ann, images = synth.ValAnnotations(s.Dir), synth.ValImages(s.Dir)
+		if isFile(ann) {
+			return ann, images, nil
+		}
+		fmt.Fprintf(stderr, "kdeval: generating the synthetic set in %s\n", s.Dir)
+		if err := synth.Ensure(s.Dir, synth.Options{Train: s.Train, Val: s.Val, Seed: s.Seed, Size: s.Size}); err != nil {
+			return "", "", err
+		}
+		return ann, images, nil
+	}
+	if cfg.Data.Val.Ann == "" {
+		return "", "", fmt.Errorf("config %s has no data.val.ann (nor data.synth.dir)", cfg.Path)
+	}
+	return cfg.Data.Val.Ann, cfg.Data.Val.Images, nil
+}
+
+// evaluateModel is the model mode: load the config and weights, run the
+// model on the val split and evaluate.
+func evaluateModel(o *options, stderr io.Writer) (*cocoeval.Result, error) {
+	if o.maxImages < 0 || o.batchSize < 1 {
+		return nil, fmt.Errorf("--max-images must be >= 0 and --batch-size >= 1")
+	}
+	cfg, _, err := config.LoadFile(o.config, o.sets)
+	if err != nil {
+		return nil, err
+	}
+	weights, err := resolveCheckpoint(o.checkpoint)
+	if err != nil {
+		return nil, err
+	}
+	ann, images, err := valSplit(cfg, stderr)
+	if err != nil {
+		return nil, err
+	}
+	det, rep, err := infer.LoadModel(cfg, weights)
+	if err != nil {
+		return nil, err
+	}
+	if len(rep.Unexpected) > 0 {
+		fmt.Fprintf(stderr, "kdeval: note: %d keys of %s are not used by the model\n", len(rep.Unexpected), weights)
+	}
+	fmt.Fprintf(stderr, "kdeval: evaluating %s on %s\n", weights, ann)
+	var bar *progressbar.ProgressBar
+	progress := func(done, total int) {
+		if bar == nil && !o.quiet && isTerminal(stderr) && total > 1 {
+			bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription("evaluating"),
+				progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("img"),
+				progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+		}
+		if bar != nil {
+			bar.Set(done)
+		}
+	}
+	start := time.Now()
+	res, dets, err := infer.EvaluateDatasetWith(det, cfg, ann, images, infer.EvalOptions{MaxImages: o.maxImages,
+		BatchSize: o.batchSize, Workers: cfg.Data.Workers, Progress: progress})
+	if bar != nil {
+		bar.Finish()
+	}
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stderr, "kdeval: %d images, %d detections in %s\n", len(res.Params.ImgIDs), len(dets), time.Since(start).Round(time.Millisecond))
+	return res, nil
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
