@@ -30,6 +30,12 @@ type Config struct {
 	// BNEps is FrozenBatchNorm2d's eps (torchvision 1e-5; its legacy COCO
 	// weights use 0).
 	BNEps float64 `yaml:"bn_eps"`
+	// ResidualScale, when > 0, sets the (frozen) scale of the last BN of
+	// every residual branch at Init, so that a network trained from
+	// scratch with FrozenBN starts close to the identity (SkipInit-style;
+	// torchvision's zero_init_residual would freeze the branch at zero).
+	// 0 keeps the identity BN. Loaded weights override it.
+	ResidualScale float64 `yaml:"residual_scale"`
 	// Prefix goes before every parameter name, e.g. "backbone.body.".
 	Prefix string `yaml:"-"`
 }
@@ -46,6 +52,9 @@ func (c Config) Validate() error {
 	}
 	if c.FrozenStages < -1 || c.FrozenStages > 4 {
 		return fmt.Errorf("backbone: frozen_stages must be in [-1, 4], got %d", c.FrozenStages)
+	}
+	if c.ResidualScale < 0 {
+		return fmt.Errorf("backbone: residual_scale must be >= 0")
 	}
 	if c.BNEps < 0 {
 		return fmt.Errorf("backbone: bn_eps must be >= 0")
@@ -178,6 +187,17 @@ func (r *ResNet) Init(rng *rand.Rand) {
 	}
 	for _, c := range convs {
 		layers.KaimingNormalFanOut(c.Weight, rng)
+	}
+	if r.Cfg.ResidualScale > 0 {
+		for _, st := range r.stages {
+			for _, b := range st {
+				last := b.bn2
+				if b.bn3 != nil {
+					last = b.bn3
+				}
+				layers.Constant(last.Weight, float32(r.Cfg.ResidualScale))
+			}
+		}
 	}
 }
 

@@ -1,0 +1,110 @@
+// Command kdtrain trains a detector (and, with a teacher in its config,
+// distils one) from a YAML configuration.
+//
+//	kdtrain --config configs/quickstart/faster_r18_synth.yaml [--set k=v]...
+//	kdtrain --config C --resume            # the work dir's last checkpoint
+//	kdtrain --config C --resume DIR        # a checkpoint or work directory
+//	kdtrain plot WORK_DIR                  # redraw loss and AP curves
+//
+// Exit codes: 0 done, 1 failure while training (including a NaN loss),
+// 2 bad flags or configuration.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/skd-go/skd/config"
+	"github.com/skd-go/skd/train"
+)
+
+// usageError marks errors that exit with code 2.
+type usageError struct{ error }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(stderr, "kdtrain:", err)
+	var ue usageError
+	var ce *config.Error
+	if errors.As(err, &ue) || errors.As(err, &ce) {
+		return 2
+	}
+	return 1
+}
+
+func newRoot(stdout io.Writer) *cobra.Command {
+	var cfgPath, resume, weights, workDir string
+	var sets []string
+	root := &cobra.Command{
+		Use:           "kdtrain --config FILE [--set key=value]... [--resume [PATH]] [--weights FILE]",
+		Short:         "Train or distil a Faster R-CNN detector",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cfgPath == "" {
+				return usageError{fmt.Errorf("--config is required")}
+			}
+			if workDir != "" {
+				sets = append(sets, "train.work_dir="+workDir)
+			}
+			cfg, resolved, err := config.LoadFile(cfgPath, sets)
+			if err != nil {
+				return err
+			}
+			exts, err := extensions(cfg)
+			if err != nil {
+				return usageError{err}
+			}
+			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+			t, err := train.New(train.Options{Config: cfg, Resolved: resolved, Resume: resume, Weights: weights, Out: stdout, Extensions: exts, Log: logger})
+			if err != nil {
+				return usageError{err}
+			}
+			return t.Run()
+		},
+	}
+	f := root.Flags()
+	f.StringVar(&cfgPath, "config", "", "configuration file (YAML, _base_ inheritance)")
+	f.StringArrayVar(&sets, "set", nil, "override a configuration value, e.g. --set solver.base_lr=0.01 (repeatable)")
+	f.StringVar(&resume, "resume", "", "resume from the work dir's last checkpoint (no value) or from PATH")
+	f.Lookup("resume").NoOptDefVal = "auto"
+	f.StringVar(&weights, "weights", "", "initialise from a weights file (.pth or .safetensors); not with --resume")
+	f.StringVar(&workDir, "work-dir", "", "override train.work_dir")
+	root.PreRunE = func(cmd *cobra.Command, args []string) error {
+		if resume != "" && weights != "" {
+			return usageError{fmt.Errorf("--weights and --resume exclude each other (a resumed run has its weights)")}
+		}
+		return nil
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(&cobra.Command{
+		Use:   "plot WORK_DIR",
+		Short: "Draw loss_curves.png and ap_curves.png from WORK_DIR/metrics.jsonl",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := train.PlotWorkDir(args[0]); err != nil {
+				return usageError{err}
+			}
+			fmt.Fprintf(stdout, "wrote %s/loss_curves.png and ap_curves.png\n", args[0])
+			return nil
+		},
+	})
+	return root
+}
