@@ -227,9 +227,30 @@ func newDistRig(t testing.TB, cfg Config, cs, ct []int, shapes [][4]int, xname, 
 	}
 	pn, ps := b.TrainableNodes()
 	r.params = ps
-	if r.grads, err = G.Grad(r.loss, append(ins, pn...)...); err != nil {
+	// inputs of levels that are not distilled get a nil gradient
+	used := map[int]bool{}
+	for _, l := range d.Levels() {
+		used[l] = true
+	}
+	var wrt []*G.Node
+	for i, n := range ins {
+		if used[i] {
+			wrt = append(wrt, n)
+		}
+	}
+	gs, err := G.Grad(r.loss, append(wrt, pn...)...)
+	if err != nil {
 		t.Fatal(err)
 	}
+	for i := range ins {
+		if used[i] {
+			r.grads = append(r.grads, gs[0])
+			gs = gs[1:]
+		} else {
+			r.grads = append(r.grads, nil)
+		}
+	}
+	r.grads = append(r.grads, gs...)
 	if r.m, err = layers.NewMachine(b.G); err != nil {
 		t.Fatal(err)
 	}
