@@ -274,6 +274,11 @@ func (t *Trainer) Run() (err error) {
 	}
 	defer t.tb.Close()
 	defer t.plot()
+	for _, e := range t.opts.Extensions {
+		if s, ok := e.(interface{ Start(*Trainer) }); ok {
+			s.Start(t)
+		}
+	}
 
 	maxIter := int64(cfg.Solver.MaxIter)
 	start := time.Now()
@@ -344,6 +349,13 @@ func (t *Trainer) Run() (err error) {
 		}
 		if err := t.save("model_final"); err != nil {
 			return err
+		}
+		for _, e := range t.opts.Extensions {
+			if f, ok := e.(interface{ Finish(*Trainer) error }); ok {
+				if err := f.Finish(t); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	return nil

@@ -14,7 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skd-go/skd/config"
 	"github.com/skd-go/skd/data/synth"
+	"github.com/skd-go/skd/model"
+	"github.com/skd-go/skd/model/weights"
+	"github.com/skd-go/skd/train"
 )
 
 // The test binary doubles as kdtrain when KDTRAIN_AS_MAIN=1, so tests can
@@ -232,4 +236,148 @@ func TestNaNLossStops(t *testing.T) {
 			t.Errorf("last_checkpoint names a broken checkpoint: %v", err)
 		}
 	}
+}
+
+// teacherRun trains a tiny teacher once and returns its config and work dir.
+func teacherRun(t *testing.T) (string, string) {
+	cfg, work := tinySetup(t, "")
+	if out, err := command("--config", cfg, "--set", "solver.max_iter=6").CombinedOutput(); err != nil {
+		t.Fatalf("teacher: %v\n%s", err, out)
+	}
+	return cfg, work
+}
+
+// TestDistillationRun: a student distilled with SSIM from a frozen teacher
+// logs loss_kd, leaves the teacher's weights bit-identical, builds no
+// gradient node for the teacher, and exports student-only weights that a
+// plain detector loads.
+func TestDistillationRun(t *testing.T) {
+	tcfg, twork := teacherRun(t)
+	extra := fmt.Sprintf("teacher: {config: %s, weights: %s}\ndistill: {loss: ssim, weight: 2, adapter: true}\n", tcfg, twork)
+	cfgPath, work := tinySetup(t, extra)
+	cfg, resolved, err := config.LoadFile(cfgPath, []string{"solver.max_iter=4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := train.NewDistill(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := map[string][]float32{}
+	for _, p := range d.Teacher.Reg.Params() {
+		before[p.Name] = append([]float32(nil), p.Data()...)
+	}
+	var out bytes.Buffer
+	tr, err := train.New(train.Options{Config: cfg, Resolved: resolved, Out: &out, Extensions: []train.Extension{d}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Run(); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, p := range d.Teacher.Reg.Params() {
+		for i, v := range p.Data() {
+			if v != before[p.Name][i] {
+				t.Fatalf("teacher parameter %s changed during distillation", p.Name)
+			}
+		}
+		if p.Trainable() {
+			t.Errorf("teacher parameter %s is trainable", p.Name)
+		}
+	}
+	graphs := d.TeacherGraphs()
+	if len(graphs) == 0 {
+		t.Fatal("no teacher graph built")
+	}
+	for _, g := range graphs {
+		for _, n := range g.AllNodes() {
+			if op := n.Op(); op != nil {
+				s := op.String()
+				if strings.Contains(s, ".dx") || strings.Contains(s, ".dw") || strings.Contains(s, ".db") || strings.Contains(s, "dscale") || strings.Contains(s, "dmask") {
+					t.Fatalf("teacher graph holds a gradient op %s", s)
+				}
+			}
+		}
+	}
+	m := readMetricsAll(t, work)
+	if !strings.Contains(m, `"loss_kd"`) || !strings.Contains(m, `"teacher_AP"`) {
+		t.Errorf("metrics.jsonl lacks loss_kd or teacher_AP:\n%s", m)
+	}
+	sd, _, err := weights.LoadSafetensors(filepath.Join(work, "student_final.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range sd {
+		if strings.HasPrefix(k, "distill.") {
+			t.Errorf("student export holds %s", k)
+		}
+	}
+	plain, err := model.New(cfg.Model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := model.LoadWeights(plain.Reg, filepath.Join(work, "student_final.safetensors"), model.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Unexpected) != 0 || len(rep.Missing) != 0 {
+		t.Errorf("student export: unexpected %v missing %v", rep.Unexpected, rep.Missing)
+	}
+}
+
+// TestDistillationResume: resume works for distillation runs as for plain
+// runs (same losses, loss_kd included, after a SIGKILL).
+func TestDistillationResume(t *testing.T) {
+	tcfg, twork := teacherRun(t)
+	extra := fmt.Sprintf("teacher: {config: %s, weights: %s}\ndistill: {loss: mgd, adapter: true}\n", tcfg, twork)
+	cfgA, workA := tinySetup(t, extra)
+	if out, err := command("--config", cfgA).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	cfgB, workB := tinySetup(t, extra)
+	c := command("--config", cfgB)
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for !strings.Contains(readMetricsAll(t, workB), `"iter":5,`) {
+		if time.Now().After(deadline) {
+			c.Process.Kill()
+			t.Fatal("did not reach iteration 5")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.Process.Signal(syscall.SIGKILL)
+	c.Wait()
+	if out, err := command("--config", cfgB, "--resume").CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	ref, got := kdLosses(t, workA), kdLosses(t, workB)
+	if len(ref) != 10 || len(got) != 10 {
+		t.Fatalf("logged %d and %d iterations", len(ref), len(got))
+	}
+	for it, r := range ref {
+		if math.Abs(r-got[it]) > 1e-6*math.Abs(r) {
+			t.Errorf("iteration %d: loss_kd %v uninterrupted, %v resumed", it, r, got[it])
+		}
+	}
+}
+
+func readMetricsAll(t *testing.T, work string) string {
+	raw, _ := os.ReadFile(filepath.Join(work, "metrics.jsonl"))
+	return string(raw)
+}
+
+func kdLosses(t *testing.T, work string) map[int64]float64 {
+	out := map[int64]float64{}
+	for _, line := range strings.Split(readMetricsAll(t, work), "\n") {
+		var m struct {
+			Iter int64    `json:"iter"`
+			KD   *float64 `json:"loss_kd"`
+		}
+		if json.Unmarshal([]byte(line), &m) == nil && m.KD != nil {
+			out[m.Iter] = *m.KD
+		}
+	}
+	return out
 }

@@ -1,0 +1,267 @@
+package train
+
+import (
+	"fmt"
+	"math/rand"
+	randv2 "math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/skd-go/skd/config"
+	"github.com/skd-go/skd/infer"
+	"github.com/skd-go/skd/kd"
+	"github.com/skd-go/skd/layers"
+	"github.com/skd-go/skd/model"
+	"github.com/skd-go/skd/model/weights"
+)
+
+// Distill is the feature-distillation extension: a frozen teacher (its
+// backbone + FPN only, forward only, in a program of its own with no
+// gradient nodes) runs on every training batch, and the configured KD loss
+// between its FPN maps and the student's is added to the student's
+// detection losses (loss_kd = lambda * sum over levels).
+type Distill struct {
+	TeacherCfg *config.File
+	Teacher    *model.FasterRCNN
+	Distiller  *kd.Distiller
+
+	data     kd.Teacher
+	progs    map[[3]int]*teacherProg
+	pcg      *randv2.PCG
+
+	teacherStats []float64
+}
+
+type teacherProg struct {
+	g    *G.ExprGraph
+	m    *layers.Machine
+	x    *tensor.Dense
+	kept []*layers.Kept
+}
+
+// NewDistill loads the teacher named by cfg.Teacher (its config and
+// weights: a weights file, a checkpoint directory or a work directory).
+func NewDistill(cfg *config.File) (*Distill, error) {
+	if cfg.Teacher.Config == "" {
+		return nil, fmt.Errorf("distill: teacher.config is not set")
+	}
+	tcfg, _, err := config.LoadFile(cfg.Teacher.Config, nil)
+	if err != nil {
+		return nil, fmt.Errorf("teacher config: %w", err)
+	}
+	if tcfg.Input.Format != cfg.Input.Format {
+		return nil, fmt.Errorf("teacher input.format %q differs from the student's %q: both see the same batch", tcfg.Input.Format, cfg.Input.Format)
+	}
+	t, err := model.New(tcfg.Model)
+	if err != nil {
+		return nil, fmt.Errorf("teacher model: %w", err)
+	}
+	w, err := ResolveWeights(cfg.Teacher.Weights)
+	if err != nil {
+		return nil, fmt.Errorf("teacher weights: %w", err)
+	}
+	if _, err := model.LoadWeights(t.Reg, w, model.LoadOptions{}); err != nil {
+		return nil, fmt.Errorf("teacher weights: %w", err)
+	}
+	for _, p := range t.Reg.Params() {
+		p.Frozen = true
+	}
+	return &Distill{TeacherCfg: tcfg, Teacher: t, progs: map[[3]int]*teacherProg{}}, nil
+}
+
+// ResolveWeights accepts a weights file, a checkpoint directory (its
+// model.safetensors) or a work directory (its last checkpoint).
+func ResolveWeights(p string) (string, error) {
+	if p == "" {
+		return "", fmt.Errorf("no weights given")
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		return "", err
+	}
+	if !st.IsDir() {
+		return p, nil
+	}
+	if _, err := os.Stat(filepath.Join(p, ModelFile)); err == nil {
+		return filepath.Join(p, ModelFile), nil
+	}
+	dir, err := ResolveCheckpoint(p)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, ModelFile), nil
+}
+
+// Name implements Extension.
+func (d *Distill) Name() string { return "distill" }
+
+// Setup registers the distiller's trainable parameters (adapters, MGD
+// generators) in the student, hooks the KD loss into its training
+// programs and reports the teacher's validation AP once.
+func (d *Distill) Setup(t *Trainer) error {
+	dc := t.Cfg.Distill
+	kc := kd.Config{Loss: dc.Loss, Weight: dc.Weight, Levels: dc.Levels, Adapter: dc.Adapter, Normalize: dc.Normalize}
+	if v, ok := dc.Options["window"]; ok {
+		kc.Window = int(v)
+	}
+	if v, ok := dc.Options["sigma"]; ok {
+		kc.Sigma = v
+	}
+	if v, ok := dc.Options["tau"]; ok {
+		kc.Tau = v
+	}
+	if v, ok := dc.Options["mask_ratio"]; ok {
+		kc.MaskRatio = v
+	}
+	for k := range dc.Options {
+		switch k {
+		case "window", "sigma", "tau", "mask_ratio":
+		default:
+			return fmt.Errorf("distill.options.%s is not a known option (window, sigma, tau, mask_ratio)", k)
+		}
+	}
+	sCh := make([]int, 5)
+	tCh := make([]int, 5)
+	for i := range sCh {
+		sCh[i], tCh[i] = t.Cfg.Model.FPNChannels, d.TeacherCfg.Model.FPNChannels
+	}
+	d.pcg = randv2.NewPCG(uint64(t.Cfg.Train.Seed), 0xd157)
+	dist, err := kd.NewDistiller(t.Det.Reg, kc, sCh, tCh, rand.New(rand.NewSource(t.Cfg.Train.Seed+17)))
+	if err != nil {
+		return err
+	}
+	dist.MaskSource = randv2.New(d.pcg)
+	d.Distiller = dist
+	t.Det.Extra = func(b *layers.Builder, p *model.Program) (map[string]*G.Node, error) {
+		loss, _, err := dist.Build(b, p.Feats, &d.data)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]*G.Node{"loss_kd": loss}, nil
+	}
+	fmt.Fprintf(t.out, "distillation: %s\n", dist)
+	if t.ValAnn != "" && t.opts.Resume == "" {
+		res, _, err := infer.EvaluateDataset(d.Teacher, d.TeacherCfg, t.ValAnn, t.ValImgs, t.Cfg.Train.EvalMaxImages)
+		if err != nil {
+			return fmt.Errorf("teacher evaluation: %w", err)
+		}
+		fmt.Fprintf(t.out, "teacher: AP %.4f  AP50 %.4f  AP75 %.4f  APs %.4f  APm %.4f  APl %.4f\n", res.Stats[0], res.Stats[1], res.Stats[2], res.Stats[3], res.Stats[4], res.Stats[5])
+		d.teacherStats = res.Stats[:]
+	}
+	return nil
+}
+
+// BeforeStep runs the teacher's backbone + FPN on the batch.
+func (d *Distill) BeforeStep(t *Trainer, in *model.Input) error {
+	key := [3]int{in.N, in.H, in.W}
+	tp := d.progs[key]
+	if tp == nil {
+		var err error
+		if tp, err = d.build(in.N, in.H, in.W); err != nil {
+			return err
+		}
+		d.progs[key] = tp
+	}
+	copy(tp.x.Data().([]float32), in.Images)
+	if err := tp.m.Run(); err != nil {
+		return fmt.Errorf("teacher forward: %w", err)
+	}
+	d.data.Levels = d.data.Levels[:0]
+	d.data.Shapes = d.data.Shapes[:0]
+	for _, k := range tp.kept {
+		s := k.Shape()
+		d.data.Levels = append(d.data.Levels, k.Data())
+		d.data.Shapes = append(d.data.Shapes, [4]int{s[0], s[1], s[2], s[3]})
+	}
+	return nil
+}
+
+// build compiles the teacher's forward-only backbone + FPN for a shape:
+// no Grad call, so no gradient node or memory exists for the teacher.
+func (d *Distill) build(n, h, w int) (*teacherProg, error) {
+	b := layers.NewBuilder(d.Teacher.Reg)
+	x := b.Input("teacher_images", n, 3, h, w)
+	xv := tensor.New(tensor.WithShape(n, 3, h, w), tensor.Of(tensor.Float32))
+	if err := G.Let(x, xv); err != nil {
+		return nil, err
+	}
+	c := d.Teacher.Body.Forward(b, x)
+	feats := d.Teacher.FPN.Forward(b, c[:])
+	tp := &teacherProg{x: xv, g: b.G}
+	for _, f := range feats {
+		tp.kept = append(tp.kept, b.Keep(f))
+	}
+	if err := b.Err(); err != nil {
+		return nil, fmt.Errorf("teacher graph: %w", err)
+	}
+	m, err := layers.NewMachine(b.G)
+	if err != nil {
+		return nil, err
+	}
+	tp.m = m
+	return tp, nil
+}
+
+// RNGState implements Extension (MGD's mask stream).
+func (d *Distill) RNGState() ([]byte, error) { return d.pcg.MarshalBinary() }
+
+// RestoreRNG implements Extension.
+func (d *Distill) RestoreRNG(b []byte) error { return d.pcg.UnmarshalBinary(b) }
+
+// ExportStudent writes the student's weights without the distiller's
+// parameters (adapters, generators): a plain detector checkpoint that
+// kddetect and kdeval load with no teacher.
+func ExportStudent(reg *layers.Registry, path string) error {
+	sd := weights.StateDict{}
+	var names []string
+	for _, p := range reg.Params() {
+		if strings.HasPrefix(p.Name, "distill.") {
+			continue
+		}
+		sd[p.Name] = &weights.Tensor{Shape: append([]int(nil), p.Shape()...), Data: p.Data()}
+		names = append(names, p.Name)
+	}
+	sort.Strings(names)
+	return weights.SaveSafetensors(path, sd, map[string]string{"content": "student detector without distillation parameters"})
+}
+
+// Start writes the teacher's validation metrics (iteration 0) into
+// metrics.jsonl and TensorBoard.
+func (d *Distill) Start(t *Trainer) {
+	if d.teacherStats == nil {
+		return
+	}
+	names := []string{"AP", "AP50", "AP75", "APs", "APm", "APl"}
+	rec := map[string]any{"iter": 0}
+	sc := map[string]float64{}
+	for i, n := range names {
+		rec["teacher_"+n] = d.teacherStats[i]
+		sc["teacher/"+n] = d.teacherStats[i]
+	}
+	t.writeMetrics(rec)
+	t.tb.Scalars(0, sc)
+}
+
+// Finish exports the student-only weights next to the final checkpoint.
+func (d *Distill) Finish(t *Trainer) error {
+	p := filepath.Join(t.WorkDir, "student_final.safetensors")
+	if err := ExportStudent(t.Det.Reg, p); err != nil {
+		return fmt.Errorf("exporting the student: %w", err)
+	}
+	fmt.Fprintf(t.out, "student weights (no distillation parameters): %s\n", p)
+	return nil
+}
+
+// TeacherGraphs returns the teacher's compiled graphs (for inspection).
+func (d *Distill) TeacherGraphs() []*G.ExprGraph {
+	var gs []*G.ExprGraph
+	for _, tp := range d.progs {
+		gs = append(gs, tp.g)
+	}
+	return gs
+}
