@@ -30,9 +30,9 @@ type Distill struct {
 	Teacher    *model.FasterRCNN
 	Distiller  *kd.Distiller
 
-	data     kd.Teacher
-	progs    map[[3]int]*teacherProg
-	pcg      *randv2.PCG
+	data  kd.Teacher
+	progs map[[3]int]*teacherProg
+	pcg   *randv2.PCG
 
 	teacherStats []float64
 }
