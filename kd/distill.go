@@ -114,7 +114,9 @@ type Distiller struct {
 	TeacherCh []int
 	// MaskSource draws MGD's masks, one draw per spatial position per run
 	// (the rng given to NewDistiller unless replaced; replace it before
-	// running, not between a run's forward and backward).
+	// running, not between a run's forward and backward). Graphs built by
+	// one Distiller share it and their per-level values: run them one at
+	// a time.
 	MaskSource MaskSource
 
 	levels    []int

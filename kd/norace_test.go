@@ -1,0 +1,5 @@
+//go:build !race
+
+package kd
+
+const raceEnabled = false
