@@ -131,8 +131,9 @@ func isImageFile(name string) bool {
 }
 
 // collectImages expands directories (not recursively) and returns the
-// image paths in sorted order, without duplicates. A path given by name
-// that does not exist is kept: it is reported as a failed image.
+// image paths in sorted order, without duplicates. A path that does not
+// exist is an error; a file that exists but cannot be decoded is reported
+// later as a failed image.
 func collectImages(args []string) ([]string, error) {
 	seen := map[string]bool{}
 	var out []string
@@ -145,7 +146,10 @@ func collectImages(args []string) ([]string, error) {
 	}
 	for _, a := range args {
 		st, err := os.Stat(a)
-		if err != nil || !st.IsDir() {
+		if err != nil {
+			return nil, fmt.Errorf("--images: %w", err)
+		}
+		if !st.IsDir() {
 			add(a)
 			continue
 		}

@@ -232,6 +232,7 @@ func TestDetectSetupErrors(t *testing.T) {
 			[]string{"none.yaml"}},
 		{"no output", []string{"--config", cfgPath, "--weights", weights, "--images", images}, []string{"--out"}},
 		{"not weights", []string{"--config", cfgPath, "--weights", cfgPath, "--images", images, "--out", "x.json"}, []string{"tiny.yaml"}},
+		{"missing image", []string{"--config", cfgPath, "--weights", weights, "--images", filepath.Join(images, "zz.jpg"), "--out", "x.json"}, []string{"zz.jpg"}},
 		{"empty dir", []string{"--config", cfgPath, "--weights", weights, "--images", t.TempDir(), "--out", "x.json"}, []string{"no .jpg"}},
 	}
 	for _, c := range cases {
