@@ -36,6 +36,11 @@ type Config struct {
 	// torchvision's zero_init_residual would freeze the branch at zero).
 	// 0 keeps the identity BN. Loaded weights override it.
 	ResidualScale float64 `yaml:"residual_scale"`
+	// TrainBNAffine makes every BN's weight and bias trainable while its
+	// statistics stay frozen (mmdetection's requires_grad=True with
+	// norm_eval=True); useful when training from scratch, where identity
+	// FrozenBN leaves the backbone without any bias.
+	TrainBNAffine bool `yaml:"train_bn_affine"`
 	// Prefix goes before every parameter name, e.g. "backbone.body.".
 	Prefix string `yaml:"-"`
 }
@@ -161,7 +166,20 @@ func NewResNet(reg *layers.Registry, cfg Config) (*ResNet, error) {
 		}
 		r.OutChannels[s] = out
 	}
+	if cfg.TrainBNAffine {
+		r.bn1.TrainAffine()
+		for _, st := range r.stages {
+			for _, b := range st {
+				for _, bn := range []*layers.FrozenBN{b.bn1, b.bn2, b.bn3, b.downBN} {
+					if bn != nil {
+						bn.TrainAffine()
+					}
+				}
+			}
+		}
+	}
 	if cfg.FrozenStages >= 1 {
+		reg.FreezePrefix(pf + "bn1.")
 		reg.FreezePrefix(pf + "conv1.")
 		for s := 1; s <= cfg.FrozenStages; s++ {
 			reg.FreezePrefix(fmt.Sprintf("%slayer%d.", pf, s))

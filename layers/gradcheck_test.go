@@ -81,7 +81,7 @@ func checkGrads(t *testing.T, reg *Registry, inShapes [][]int, build gradCase, t
 	for _, p := range params {
 		datas = append(datas, p.Data())
 	}
-	const eps = 1e-2
+	eps := gradEps
 	for i, d := range datas {
 		idx := rng.Perm(len(d))
 		if len(idx) > 12 {
@@ -89,12 +89,13 @@ func checkGrads(t *testing.T, reg *Registry, inShapes [][]int, build gradCase, t
 		}
 		for _, j := range idx {
 			orig := d[j]
-			d[j] = orig + eps
+			hi, lo := orig+float32(eps), orig-float32(eps)
+			d[j] = hi
 			lp := run()
-			d[j] = orig - eps
+			d[j] = lo
 			lm := run()
 			d[j] = orig
-			fd := (lp - lm) / (2 * eps)
+			fd := (lp - lm) / float64(hi-lo)
 			an := float64(analytic[i][j])
 			if math.Abs(fd-an) > tol*(1+math.Abs(fd)) {
 				t.Errorf("wrt %d (%s) elem %d: analytic %.5f, finite difference %.5f", i, wrt[i].Name(), j, an, fd)
@@ -158,3 +159,41 @@ func TestPoolUpsampleGradients(t *testing.T) {
 		return b.UpsampleNearest(ins[0], 7, 9)
 	}, 2e-2)
 }
+
+// Trainable BN affine (frozen statistics): gradients of the BN weight and
+// bias through the fused conv, with and without residual and ReLU.
+func TestConvTrainableAffineGradients(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		res, relu bool
+	}{{"plain", false, false}, {"relu", false, true}, {"res_relu", true, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			reg := NewRegistry()
+			conv := NewConv2d(reg, "conv", 3, 4, 3, 1, 1, 1, false)
+			bn := NewFrozenBN(reg, "bn", 4, 1e-5)
+			bn.TrainAffine()
+			// a BN shift moves every position of a channel, so a 1e-2 step
+			// crosses ReLU kinks; a smaller step stays on one side
+			gradEps = 1e-3
+			defer func() { gradEps = 1e-2 }()
+			shapes := [][]int{{2, 3, 6, 5}}
+			if c.res {
+				shapes = append(shapes, []int{2, 4, 6, 5})
+			}
+			checkGrads(t, reg, shapes, func(b *Builder, ins []*G.Node) *G.Node {
+				for i := range bn.Mean.Data() {
+					bn.Mean.Data()[i] = 0.1 * float32(i)
+					bn.Var.Data()[i] = 0.5 + float32(i)
+				}
+				var res *G.Node
+				if c.res {
+					res = ins[1]
+				}
+				return b.Conv(ins[0], conv, bn, res, c.relu)
+			}, 2e-2)
+		})
+	}
+}
+
+// gradEps is checkGrads' finite-difference step.
+var gradEps = 1e-2

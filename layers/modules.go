@@ -65,6 +65,11 @@ func (b *Builder) Conv(x *G.Node, c *Conv2d, bn *FrozenBN, res *G.Node, relu boo
 		op.needDRes = b.NeedsGrad(res)
 		inputs = append(inputs, res)
 	}
+	if bn != nil && (bn.Weight.Trainable() || bn.Bias.Trainable()) {
+		op.hasAffine = true
+		op.needDGamma, op.needDBeta = bn.Weight.Trainable(), bn.Bias.Trainable()
+		inputs = append(inputs, b.Param(bn.Weight), b.Param(bn.Bias))
+	}
 	return b.apply(op, inputs...)
 }
 

@@ -20,18 +20,23 @@ import (
 // optional ReLU. Fusing keeps one activation tensor per conv block instead
 // of four, which is most of the memory a Gorgonia graph holds.
 //
-// Inputs: x, w, then b if hasBias, then res if hasRes.
+// Inputs: x, w, then b if hasBias, then res if hasRes, then the BN weight
+// and bias if hasAffine (trainable BN affine with frozen statistics, as
+// mmdetection's norm_eval=True, requires_grad=True).
 type convOp struct {
 	opBase
 	p       kernels.ConvParams
 	hasBias bool
 	hasRes  bool
-	relu    bool
-	bn      *FrozenBN
-	ws      *kernels.ConvWorkspace
+	// hasAffine: the BN weight and bias are graph inputs with gradients.
+	hasAffine bool
+	relu      bool
+	bn        *FrozenBN
+	ws        *kernels.ConvWorkspace
 
 	// which inputs get gradients (decided at build time)
 	needDX, needDW, needDB, needDRes bool
+	needDGamma, needDBeta            bool
 
 	scale, shift []float32 // folded BN, refreshed every forward
 }
@@ -44,6 +49,9 @@ func (op *convOp) Arity() int {
 	if op.hasRes {
 		n++
 	}
+	if op.hasAffine {
+		n += 2
+	}
 	return n
 }
 
@@ -54,6 +62,9 @@ func (op *convOp) Type() hm.Type {
 	}
 	if op.hasRes {
 		dims = append(dims, 4)
+	}
+	if op.hasAffine {
+		dims = append(dims, 1, 1)
 	}
 	return fnType(4, dims...)
 }
@@ -162,6 +173,9 @@ func (op *convOp) DiffWRT(n int) []bool {
 	if op.hasRes {
 		d = append(d, op.needDRes)
 	}
+	if op.hasAffine {
+		d = append(d, op.needDGamma, op.needDBeta)
+	}
 	return d
 }
 
@@ -220,13 +234,116 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 		}
 		k++
 	}
-	if op.hasRes && op.needDRes {
-		if _, err := unscaled(); err != nil {
-			return nil, err
+	var resNode *G.Node
+	if op.hasRes {
+		resNode = inputs[k]
+		if op.needDRes {
+			if _, err := unscaled(); err != nil {
+				return nil, err
+			}
+			ret[k] = g
 		}
-		ret[k] = g
+		k++
+	}
+	if op.hasAffine {
+		if op.needDGamma || op.needDBeta {
+			if _, err := unscaled(); err != nil {
+				return nil, err
+			}
+		}
+		if op.needDGamma {
+			gin := G.Nodes{output, g}
+			if resNode != nil {
+				gin = append(gin, resNode)
+			}
+			if ret[k], err = G.ApplyOp(&bnGammaGradOp{opBase: opBase{name: op.name + ".dgamma", id: op.id}, fwd: op}, gin...); err != nil {
+				return nil, err
+			}
+		}
+		if op.needDBeta {
+			if ret[k+1], err = G.ApplyOp(&channelSumOp{opBase: opBase{name: op.name + ".dbeta", id: op.id}, n: op.p.N, c: op.p.K}, g); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return ret, nil
+}
+
+// bnGammaGradOp is the gradient of a trainable BN weight: with
+// y = (c + b - mean) * gamma * inv + beta + res (inv = rsqrt(var + eps)),
+// dL/dgamma = sum g * (c + b - mean) * inv, and where g is non-zero (the
+// ReLU let it through) the normalised value is recovered from the output:
+// (c + b - mean) * inv = (y - res - beta) / gamma. A channel whose gamma is
+// 0 gets no gradient (its value cannot be recovered; the reference
+// frameworks never reach gamma == 0 either).
+type bnGammaGradOp struct {
+	opBase
+	fwd *convOp
+}
+
+func (op *bnGammaGradOp) Arity() int {
+	if op.fwd.hasRes {
+		return 3
+	}
+	return 2
+}
+func (op *bnGammaGradOp) Type() hm.Type {
+	if op.fwd.hasRes {
+		return fnType(1, 4, 4, 4)
+	}
+	return fnType(1, 4, 4)
+}
+func (op *bnGammaGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape{op.fwd.p.K}, nil
+}
+func (op *bnGammaGradOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op *bnGammaGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	y, err := f32(in[0])
+	if err != nil {
+		return nil, err
+	}
+	g, err := f32(in[1])
+	if err != nil {
+		return nil, err
+	}
+	var res []float32
+	if op.fwd.hasRes {
+		if res, err = f32(in[2]); err != nil {
+			return nil, err
+		}
+	}
+	k := op.fwd.p.K
+	out := op.out(prealloc, tensor.Shape{k})
+	dg := out.Data().([]float32)
+	gamma, beta := op.fwd.bn.Weight.Data(), op.fwd.bn.Bias.Data()
+	hw := len(y) / (op.fwd.p.N * k)
+	sums := make([]float64, k)
+	kernels.ParallelFor(k, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			if gamma[c] == 0 {
+				continue
+			}
+			var s float64
+			for n := 0; n < op.fwd.p.N; n++ {
+				base := (n*k + c) * hw
+				for i := base; i < base+hw; i++ {
+					if g[i] == 0 {
+						continue
+					}
+					v := y[i] - beta[c]
+					if res != nil {
+						v -= res[i]
+					}
+					s += float64(g[i]) * float64(v)
+				}
+			}
+			sums[c] = s / float64(gamma[c])
+		}
+	})
+	for c := range dg {
+		dg[c] = float32(sums[c])
+	}
+	return out, nil
 }
 
 // gradPreOp computes dy * (y > 0 if mask) * (BN scale per channel if
@@ -387,6 +504,15 @@ func NewFrozenBN(reg *Registry, name string, c int, eps float32) *FrozenBN {
 	fill(bn.Weight.Data(), 1)
 	fill(bn.Var.Data(), 1)
 	return bn
+}
+
+// TrainAffine makes the BN weight and bias trainable (statistics stay
+// frozen): mmdetection's norm_eval=True with requires_grad=True. They are
+// excluded from weight decay by solvers that honour NoDecay.
+func (bn *FrozenBN) TrainAffine() {
+	for _, p := range []*Param{bn.Weight, bn.Bias} {
+		p.Buffer, p.Frozen, p.NoDecay = false, false, true
+	}
 }
 
 // Fold writes the equivalent per-channel scale and shift, computed as

@@ -6,6 +6,8 @@
 //	kdtrain --config C --resume DIR        # a checkpoint or work directory
 //	kdtrain plot WORK_DIR                  # redraw loss and AP curves
 //
+// SKD_CPUPROFILE=FILE writes a CPU profile of the run.
+//
 // Exit codes: 0 done, 1 failure while training (including a NaN loss),
 // 2 bad flags or configuration.
 package main
@@ -16,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 
@@ -27,6 +30,15 @@ import (
 type usageError struct{ error }
 
 func main() {
+	if p := os.Getenv("SKD_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			pprof.StartCPUProfile(f)
+			code := run(os.Args[1:], os.Stdout, os.Stderr)
+			pprof.StopCPUProfile()
+			f.Close()
+			os.Exit(code)
+		}
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
