@@ -14,7 +14,17 @@ they return (torch.where(mask)[0] per image, positives and negatives), so
 that the Go side can replay them through FasterRCNN.RPNSample/RoISample.
 
   /usr/bin/python3 scripts/golden_detector.py   # writes model/testdata/detector.{json,bin}
+  /usr/bin/python3 scripts/golden_detector.py --full DIR
+
+--full (scripts/parity_detector_full.sh): a real
+fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None) with the same
+deterministic weights and a confident predictor, saved as DIR/frcnn.pth;
+three smooth random PNG images of different sizes; torchvision's own
+detections on them (its GeneralizedRCNNTransform, min 800 / max 1333, one
+image per call) in DIR/expected.json.
 """
+import argparse
+import json
 import os
 import sys
 
@@ -183,5 +193,81 @@ def main():
     print("wrote", out + ".{json,bin}", os.path.getsize(out + ".bin"), "bytes")
 
 
+FULL_IMAGES = [("a_480x640.png", 480, 640), ("b_427x640.png", 427, 640), ("c_512x512.png", 512, 512)]
+
+
+def smooth_image(name, h, w):
+    """Smooth random RGB content: a coarse detrand grid upsampled bicubically,
+    plus a few flat rectangles so that there are edges."""
+    from PIL import Image, ImageDraw
+    gh, gw = max(2, h // 40), max(2, w // 40)
+    grid = (gc.uniform(name, gh * gw * 3).reshape(gh, gw, 3) * 255).astype(np.uint8)
+    img = Image.fromarray(grid, "RGB").resize((w, h), Image.BICUBIC)
+    draw = ImageDraw.Draw(img)
+    r = gc.uniform(name + "/rects", 4 * 7)
+    for k in range(4):
+        x0, y0 = int(r[7 * k] * w * 0.7), int(r[7 * k + 1] * h * 0.7)
+        x1, y1 = x0 + int((0.1 + 0.3 * r[7 * k + 2]) * w), y0 + int((0.1 + 0.3 * r[7 * k + 3]) * h)
+        col = tuple(int(255 * v) for v in r[7 * k + 4:7 * k + 7])
+        draw.rectangle([x0, y0, x1, y1], fill=col)
+    return img
+
+
+def full(out):
+    from torchvision.transforms.functional import to_tensor
+    os.makedirs(out, exist_ok=True)
+    model = torchvision.models.detection.fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None)
+    gc.fill_model(model)
+    model.eval()
+    imgs = []
+    for fname, h, w in FULL_IMAGES:
+        im = smooth_image(fname, h, w)
+        im.save(os.path.join(out, fname))
+        imgs.append(to_tensor(im))
+    # Confident predictor, calibrated on the first image: per-class mean
+    # logits over its proposals are moved to distinct targets (background
+    # high), weights scaled, box deltas in a trained detector's range.
+    feats = {}
+    def keep(_m, inputs, _out):
+        feats["x"] = inputs[0]
+
+    h = model.roi_heads.box_predictor.register_forward_hook(keep)
+    with torch.no_grad():
+        model([imgs[0]])
+    h.remove()
+    with torch.no_grad():
+        cls = model.roi_heads.box_predictor.cls_score
+        mean = cls(feats["x"]).mean(0)
+        target = torch.from_numpy(gc.symmetric("full/cls_target", mean.numel(), 1.5))
+        target[0] = FULL_BG
+        cls.weight.mul_(FULL_GAIN)
+        cls.bias.copy_(cls.bias * FULL_GAIN - FULL_GAIN * mean + target)
+        model.rpn.head.bbox_pred.weight.mul_(DELTA_GAIN)
+        model.roi_heads.box_predictor.bbox_pred.weight.mul_(DELTA_GAIN)
+    torch.save(model.state_dict(), os.path.join(out, "frcnn.pth"))
+    res = {"images": []}
+    for (fname, h, w), x in zip(FULL_IMAGES, imgs):
+        with torch.no_grad():
+            d = model([x])[0]
+        s = d["scores"].numpy()
+        print(f"{fname}: {len(s)} detections, scores {s.min() if len(s) else 0:.3f}..{s.max() if len(s) else 0:.3f}, "
+              f"{len(set(d['labels'].tolist()))} classes")
+        res["images"].append({"file": fname, "height": h, "width": w,
+                              "boxes": d["boxes"].tolist(), "scores": s.tolist(), "labels": d["labels"].tolist()})
+    with open(os.path.join(out, "expected.json"), "w") as f:
+        json.dump(res, f)
+    print("wrote", out)
+
+
+FULL_GAIN = 1.5
+FULL_BG = 7.0
+
+
 if __name__ == "__main__":
-    main()
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--full", metavar="DIR", help="write the full-size check into DIR instead")
+    a = ap.parse_args()
+    if a.full:
+        full(a.full)
+    else:
+        main()
