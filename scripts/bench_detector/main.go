@@ -25,20 +25,25 @@ func main() {
 	size := flag.Int("size", 512, "image side")
 	iters := flag.Int("iters", 5, "timed iterations (after one warm-up)")
 	train := flag.Bool("train", false, "time TrainStep instead of Detect")
+	initW := flag.Bool("init", false, "draw the weights with FasterRCNN.Init (reference initialisers) instead of detrand")
 	flag.Parse()
-	if err := run(*n, *size, *iters, *train); err != nil {
+	if err := run(*n, *size, *iters, *train, *initW); err != nil {
 		fmt.Fprintln(os.Stderr, "bench_detector:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n, size, iters int, train bool) error {
+func run(n, size, iters int, train, initW bool) error {
 	d, err := model.New(model.Defaults())
 	if err != nil {
 		return err
 	}
-	for _, p := range d.Reg.Params() {
-		copy(p.Data(), detrand.Param(p.Name, p.Shape()))
+	if initW {
+		d.Init(1)
+	} else {
+		for _, p := range d.Reg.Params() {
+			copy(p.Data(), detrand.Param(p.Name, p.Shape()))
+		}
 	}
 	in := &model.Input{N: n, H: size, W: size, Images: detrand.Symmetric("bench_images", n*3*size*size, 1)}
 	for i := 0; i < n; i++ {
