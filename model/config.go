@@ -4,8 +4,8 @@ import (
 	"fmt"
 
 	"github.com/skd-go/skd/backbone"
-	"github.com/skd-go/skd/rpn"
 	"github.com/skd-go/skd/roihead"
+	"github.com/skd-go/skd/rpn"
 )
 
 // Config describes a Faster R-CNN with an FPN.
