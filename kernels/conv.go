@@ -63,12 +63,12 @@ func (p ConvParams) isPointwise() bool {
 // too short for it (a programming error in the calling op).
 func mustConv(fn string, p ConvParams, named ...any) {
 	if err := p.Validate(); err != nil {
-		panic(fmt.Sprintf("kernels.%s: %v", fn, err))
+		panic(fmt.Sprintf("kernels.%s: %v", fn, err)) // programmer error: ops check shapes first
 	}
 	for i := 0; i+2 < len(named); i += 3 {
 		name, x, need := named[i].(string), named[i+1].([]float32), named[i+2].(int)
 		if len(x) < need {
-			panic(fmt.Sprintf("kernels.%s: %s has %d elements, want %d for %+v", fn, name, len(x), need, p))
+			panic(fmt.Sprintf("kernels.%s: %s has %d elements, want %d for %+v", fn, name, len(x), need, p)) // programmer error
 		}
 	}
 }
@@ -85,7 +85,7 @@ func ConvForward(p ConvParams, x, w, bias, y []float32, ws *ConvWorkspace) {
 	ohw, ckk := oh*ow, p.C*p.KH*p.KW
 	mustConv("ConvForward", p, "x", x, p.N*p.C*p.H*p.W, "w", w, p.K*ckk, "y", y, p.N*p.K*ohw)
 	if bias != nil && len(bias) < p.K {
-		panic(fmt.Sprintf("kernels.ConvForward: bias has %d elements, want %d", len(bias), p.K))
+		panic(fmt.Sprintf("kernels.ConvForward: bias has %d elements, want %d", len(bias), p.K)) // programmer error
 	}
 	pointwise := p.isPointwise()
 	for n := 0; n < p.N; n++ {
@@ -145,7 +145,7 @@ func ConvBackwardWeight(p ConvParams, x, dy, dw, db []float32, ws *ConvWorkspace
 	chw := p.C * p.H * p.W
 	mustConv("ConvBackwardWeight", p, "x", x, p.N*chw, "dy", dy, p.N*p.K*ohw, "dw", dw, p.K*ckk)
 	if db != nil && len(db) < p.K {
-		panic(fmt.Sprintf("kernels.ConvBackwardWeight: db has %d elements, want %d", len(db), p.K))
+		panic(fmt.Sprintf("kernels.ConvBackwardWeight: db has %d elements, want %d", len(db), p.K)) // programmer error
 	}
 	pointwise := p.isPointwise()
 	if db != nil {

@@ -22,7 +22,7 @@ import (
 // argument (the assembly never reads out of bounds).
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if err := checkSgemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc); err != nil {
-		panic(err)
+		panic(err) // programmer error: callers pass consistent sizes
 	}
 	sgemmWith(activeKernel(), transA, m, n, k, alpha, a, lda, bSource{trans: transB, b: b, ldb: ldb}, beta, c, ldc)
 }

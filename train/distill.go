@@ -68,10 +68,16 @@ func NewDistill(cfg *config.File) (*Distill, error) {
 	if _, err := model.LoadWeights(t.Reg, w, model.LoadOptions{}); err != nil {
 		return nil, fmt.Errorf("teacher weights: %w", err)
 	}
-	for _, p := range t.Reg.Params() {
+	return NewDistillWith(tcfg, t), nil
+}
+
+// NewDistillWith wraps an already built teacher (its parameters are
+// frozen here).
+func NewDistillWith(tcfg *config.File, teacher *model.FasterRCNN) *Distill {
+	for _, p := range teacher.Reg.Params() {
 		p.Frozen = true
 	}
-	return &Distill{TeacherCfg: tcfg, Teacher: t, progs: map[[3]int]*teacherProg{}}, nil
+	return &Distill{TeacherCfg: tcfg, Teacher: teacher, progs: map[[3]int]*teacherProg{}}
 }
 
 // ResolveWeights accepts a weights file, a checkpoint directory (its
@@ -104,7 +110,29 @@ func (d *Distill) Name() string { return "distill" }
 // generators) in the student, hooks the KD loss into its training
 // programs and reports the teacher's validation AP once.
 func (d *Distill) Setup(t *Trainer) error {
-	dc := t.Cfg.Distill
+	if err := d.Attach(t.Cfg, t.Det); err != nil {
+		return err
+	}
+	fmt.Fprintf(t.out, "distillation: %s\n", d.Distiller)
+	if t.ValAnn != "" && t.opts.Resume == "" {
+		res, _, err := infer.EvaluateDataset(d.Teacher, d.TeacherCfg, t.ValAnn, t.ValImgs, t.Cfg.Train.EvalMaxImages)
+		if err != nil {
+			return fmt.Errorf("teacher evaluation: %w", err)
+		}
+		fmt.Fprintf(t.out, "teacher: AP %.4f  AP50 %.4f  AP75 %.4f  APs %.4f  APm %.4f  APl %.4f\n", res.Stats[0], res.Stats[1], res.Stats[2], res.Stats[3], res.Stats[4], res.Stats[5])
+		d.teacherStats = res.Stats[:]
+	}
+	return nil
+}
+
+// Attach registers the distiller's parameters in the student det and
+// hooks the KD loss into its training programs (cfg: the student's
+// configuration, for its distill section, seed and channels).
+func (d *Distill) Attach(cfg *config.File, det *model.FasterRCNN) error {
+	if d.progs == nil {
+		d.progs = map[[3]int]*teacherProg{}
+	}
+	dc := cfg.Distill
 	kc := kd.Config{Loss: dc.Loss, Weight: dc.Weight, Levels: dc.Levels, Adapter: dc.Adapter, Normalize: dc.Normalize}
 	if v, ok := dc.Options["window"]; ok {
 		kc.Window = int(v)
@@ -128,36 +156,31 @@ func (d *Distill) Setup(t *Trainer) error {
 	sCh := make([]int, 5)
 	tCh := make([]int, 5)
 	for i := range sCh {
-		sCh[i], tCh[i] = t.Cfg.Model.FPNChannels, d.TeacherCfg.Model.FPNChannels
+		sCh[i], tCh[i] = cfg.Model.FPNChannels, d.TeacherCfg.Model.FPNChannels
 	}
-	d.pcg = randv2.NewPCG(uint64(t.Cfg.Train.Seed), 0xd157)
-	dist, err := kd.NewDistiller(t.Det.Reg, kc, sCh, tCh, rand.New(rand.NewSource(t.Cfg.Train.Seed+17)))
+	d.pcg = randv2.NewPCG(uint64(cfg.Train.Seed), 0xd157)
+	dist, err := kd.NewDistiller(det.Reg, kc, sCh, tCh, rand.New(rand.NewSource(cfg.Train.Seed+17)))
 	if err != nil {
 		return err
 	}
 	dist.MaskSource = randv2.New(d.pcg)
 	d.Distiller = dist
-	t.Det.Extra = func(b *layers.Builder, p *model.Program) (map[string]*G.Node, error) {
+	det.Extra = func(b *layers.Builder, p *model.Program) (map[string]*G.Node, error) {
 		loss, _, err := dist.Build(b, p.Feats, &d.data)
 		if err != nil {
 			return nil, err
 		}
 		return map[string]*G.Node{"loss_kd": loss}, nil
 	}
-	fmt.Fprintf(t.out, "distillation: %s\n", dist)
-	if t.ValAnn != "" && t.opts.Resume == "" {
-		res, _, err := infer.EvaluateDataset(d.Teacher, d.TeacherCfg, t.ValAnn, t.ValImgs, t.Cfg.Train.EvalMaxImages)
-		if err != nil {
-			return fmt.Errorf("teacher evaluation: %w", err)
-		}
-		fmt.Fprintf(t.out, "teacher: AP %.4f  AP50 %.4f  AP75 %.4f  APs %.4f  APm %.4f  APl %.4f\n", res.Stats[0], res.Stats[1], res.Stats[2], res.Stats[3], res.Stats[4], res.Stats[5])
-		d.teacherStats = res.Stats[:]
-	}
 	return nil
 }
 
 // BeforeStep runs the teacher's backbone + FPN on the batch.
-func (d *Distill) BeforeStep(t *Trainer, in *model.Input) error {
+func (d *Distill) BeforeStep(t *Trainer, in *model.Input) error { return d.TeacherForward(in) }
+
+// TeacherForward runs the teacher's backbone + FPN on a batch and makes
+// its maps the KD loss's targets.
+func (d *Distill) TeacherForward(in *model.Input) error {
 	key := [3]int{in.N, in.H, in.W}
 	tp := d.progs[key]
 	if tp == nil {
