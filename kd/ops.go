@@ -2,13 +2,12 @@ package kd
 
 import (
 	"fmt"
-	"hash"
-	"hash/fnv"
-	"sync/atomic"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/skd-go/skd/layers"
 )
 
 // Gorgonia side of the distillation losses.
@@ -23,77 +22,19 @@ import (
 // takes the forward's output as an input, so the tape always runs it
 // after the forward of the same run.
 
-var opSeq atomic.Int64
+// opBase is layers.OpBase (name, unique hash, shared Op methods, output
+// reuse) under the names this package's ops use.
+type opBase struct{ layers.OpBase }
 
-// opBase: a printable name and a unique id in the hash so that Gorgonia
-// never merges two op instances (copied from package layers).
-type opBase struct {
-	name  string
-	id    int64
-	cache *tensor.Dense
-}
+func newOpBase(name string) opBase { return opBase{layers.NewOpBase("kd." + name)} }
 
-func newOpBase(name string) opBase { return opBase{name: name, id: opSeq.Add(1)} }
-
-func (o *opBase) ReturnsPtr() bool      { return false }
-func (o *opBase) CallsExtern() bool     { return false }
-func (o *opBase) OverwritesInput() int  { return -1 }
-func (o *opBase) String() string        { return o.name }
-func (o *opBase) WriteHash(h hash.Hash) { fmt.Fprintf(h, "skd.kd.%s#%d", o.name, o.id) }
-func (o *opBase) Hashcode() uint32 {
-	h := fnv.New32a()
-	o.WriteHash(h)
-	return h.Sum32()
-}
-
-// out returns prealloc when it is a float32 tensor of the wanted shape,
-// else the op's own cached tensor (see layers.opBase.out for why reusing
-// them is safe).
 func (o *opBase) out(prealloc G.Value, shape tensor.Shape) *tensor.Dense {
-	if d, ok := prealloc.(*tensor.Dense); ok && fits(d, shape) {
-		return d
-	}
-	if o.cache != nil && fits(o.cache, shape) {
-		return o.cache
-	}
-	o.cache = tensor.New(tensor.WithShape(shape.Clone()...), tensor.Of(tensor.Float32))
-	return o.cache
+	return o.Out(prealloc, shape)
 }
 
-func fits(d *tensor.Dense, shape tensor.Shape) bool {
-	if d.Dtype() != tensor.Float32 || !d.Shape().Eq(shape) || !d.IsNativelyAccessible() || d.IsView() {
-		return false
-	}
-	_, ok := d.Data().([]float32)
-	return ok
-}
+func f32(v G.Value) ([]float32, error) { return layers.F32(v) }
 
-func f32(v G.Value) ([]float32, error) {
-	d, ok := v.(*tensor.Dense)
-	if !ok {
-		return nil, fmt.Errorf("expected *tensor.Dense, got %T", v)
-	}
-	data, ok := d.Data().([]float32)
-	if !ok {
-		return nil, fmt.Errorf("expected float32 data, got %v", d.Dtype())
-	}
-	return data, nil
-}
-
-func scalarOf(v G.Value) (float32, error) {
-	switch s := v.(type) {
-	case *G.F32:
-		return float32(*s), nil
-	case *tensor.Dense:
-		if d, ok := s.Data().([]float32); ok && len(d) == 1 {
-			return d[0], nil
-		}
-		if d, ok := s.Data().(float32); ok {
-			return d, nil
-		}
-	}
-	return 0, fmt.Errorf("expected a float32 scalar, got %T", v)
-}
+func scalarOf(v G.Value) (float32, error) { return layers.ScalarOf(v) }
 
 func shape4(s tensor.Shape) ([4]int, bool) {
 	if len(s) != 4 {
@@ -166,16 +107,16 @@ func (op *levelOp) DiffWRT(int) []bool                             { return []bo
 
 func (op *levelOp) Do(in ...G.Value) (G.Value, error) {
 	if len(in) != 1 {
-		return nil, fmt.Errorf("%s: %d inputs, want 1", op.name, len(in))
+		return nil, fmt.Errorf("%s: %d inputs, want 1", op.Name(), len(in))
 	}
 	x, err := f32(in[0])
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op.name, err)
+		return nil, fmt.Errorf("%s: %w", op.Name(), err)
 	}
 	if s, ok := shape4(in[0].Shape()); !ok || s != op.shape {
-		return nil, fmt.Errorf("%s: student shape %v, graph built for %v", op.name, in[0].Shape(), op.shape)
+		return nil, fmt.Errorf("%s: student shape %v, graph built for %v", op.Name(), in[0].Shape(), op.shape)
 	}
-	t, err := op.teacher.level(op.name, op.level, op.shape)
+	t, err := op.teacher.level(op.Name(), op.level, op.shape)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +129,7 @@ func (op *levelOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	v, err := op.loss.Loss(x, t, op.shape, g)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op.name, err)
+		return nil, fmt.Errorf("%s: %w", op.Name(), err)
 	}
 	op.last = v
 	if op.val == nil {
@@ -202,7 +143,7 @@ func (op *levelOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error
 	if !op.needGrad {
 		return make(G.Nodes, 1), nil
 	}
-	d, err := G.ApplyOp(&levelGradOp{opBase: newOpBase(op.name + ".dx"), fwd: op}, output, grad)
+	d, err := G.ApplyOp(&levelGradOp{opBase: newOpBase(op.Name() + ".dx"), fwd: op}, output, grad)
 	return G.Nodes{d}, err
 }
 
@@ -224,18 +165,18 @@ func (op *levelGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 func (op *levelGradOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *levelGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 	if len(in) != 2 {
-		return nil, fmt.Errorf("%s: %d inputs, want 2", op.name, len(in))
+		return nil, fmt.Errorf("%s: %d inputs, want 2", op.Name(), len(in))
 	}
 	g, err := scalarOf(in[1])
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op.name, err)
+		return nil, fmt.Errorf("%s: %w", op.Name(), err)
 	}
 	s := op.fwd.shape
 	out := op.out(prealloc, tensor.Shape{s[0], s[1], s[2], s[3]})
 	dx := out.Data().([]float32)
 	src := op.fwd.grad
 	if len(src) != len(dx) {
-		return nil, fmt.Errorf("%s: the forward pass did not run", op.name)
+		return nil, fmt.Errorf("%s: the forward pass did not run", op.Name())
 	}
 	for i, v := range src {
 		dx[i] = v * g
@@ -272,17 +213,17 @@ func (op *maskOp) DiffWRT(int) []bool                             { return []boo
 func (op *maskOp) Do(in ...G.Value) (G.Value, error)              { return op.UsePreallocDo(nil, in...) }
 func (op *maskOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 	if len(in) != 1 {
-		return nil, fmt.Errorf("%s: %d inputs, want 1", op.name, len(in))
+		return nil, fmt.Errorf("%s: %d inputs, want 1", op.Name(), len(in))
 	}
 	x, err := f32(in[0])
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op.name, err)
+		return nil, fmt.Errorf("%s: %w", op.Name(), err)
 	}
 	if s, ok := shape4(in[0].Shape()); !ok || s != op.shape {
-		return nil, fmt.Errorf("%s: input shape %v, graph built for %v", op.name, in[0].Shape(), op.shape)
+		return nil, fmt.Errorf("%s: input shape %v, graph built for %v", op.Name(), in[0].Shape(), op.shape)
 	}
 	if op.src == nil || *op.src == nil {
-		return nil, fmt.Errorf("%s: no mask source", op.name)
+		return nil, fmt.Errorf("%s: no mask source", op.Name())
 	}
 	n, c, hw := op.shape[0], op.shape[1], op.shape[2]*op.shape[3]
 	if len(op.mask) != n*hw {
@@ -318,7 +259,7 @@ func (op *maskOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 	if !op.needGrad {
 		return make(G.Nodes, 1), nil
 	}
-	d, err := G.ApplyOp(&maskGradOp{opBase: newOpBase(op.name + ".dx"), fwd: op}, grad)
+	d, err := G.ApplyOp(&maskGradOp{opBase: newOpBase(op.Name() + ".dx"), fwd: op}, grad)
 	return G.Nodes{d}, err
 }
 
@@ -338,16 +279,16 @@ func (op *maskGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return o
 func (op *maskGradOp) Do(in ...G.Value) (G.Value, error)              { return op.UsePreallocDo(nil, in...) }
 func (op *maskGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 	if len(in) != 1 {
-		return nil, fmt.Errorf("%s: %d inputs, want 1", op.name, len(in))
+		return nil, fmt.Errorf("%s: %d inputs, want 1", op.Name(), len(in))
 	}
 	dy, err := f32(in[0])
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op.name, err)
+		return nil, fmt.Errorf("%s: %w", op.Name(), err)
 	}
 	f := op.fwd
 	n, c, hw := f.shape[0], f.shape[1], f.shape[2]*f.shape[3]
 	if len(dy) != n*c*hw || len(f.mask) != n*hw {
-		return nil, fmt.Errorf("%s: gradient has %d values for shape %v (or the forward did not run)", op.name, len(dy), f.shape)
+		return nil, fmt.Errorf("%s: gradient has %d values for shape %v (or the forward did not run)", op.Name(), len(dy), f.shape)
 	}
 	out := op.out(prealloc, f.tshape())
 	applyMask(out.Data().([]float32), dy, f.mask, n, c, hw)
