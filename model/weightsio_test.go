@@ -10,6 +10,7 @@ import (
 	"github.com/skd-go/skd/backbone"
 	"github.com/skd-go/skd/fpn"
 	"github.com/skd-go/skd/layers"
+	"github.com/skd-go/skd/model/weights"
 )
 
 func tinyBackbone(t *testing.T) *layers.Registry {
@@ -114,5 +115,47 @@ func TestLegacyFPNKeys(t *testing.T) {
 	sd["backbone.fpn.inner_blocks.0.weight"] = old
 	if _, err := LoadStateDict(tinyBackbone(t), sd, "legacy", LoadOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An ImageNet ResNet state dict (torchvision names without a prefix, plus
+// the fc classifier and num_batches_tracked-free BN buffers) initialises
+// the detector's backbone with Prefix "backbone.body." and Ignore "fc.*";
+// the detector's other parts keep their values.
+func TestLoadImageNetBackbone(t *testing.T) {
+	cfg := Defaults()
+	cfg.Backbone.Depth, cfg.Backbone.WidthMult = 18, 0.125
+	cfg.FPNChannels, cfg.RoI.RepresentationSize, cfg.RoI.NumClasses = 16, 32, 3
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd := weights.StateDict{}
+	for _, p := range d.Reg.Params() {
+		if strings.HasPrefix(p.Name, "backbone.body.") {
+			vals := make([]float32, len(p.Data()))
+			for i := range vals {
+				vals[i] = float32(i%7) + 0.5
+			}
+			sd[strings.TrimPrefix(p.Name, "backbone.body.")] = &weights.Tensor{Shape: p.Shape(), Data: vals}
+		}
+	}
+	sd["fc.weight"] = &weights.Tensor{Shape: []int{10, 64}, Data: make([]float32, 640)}
+	sd["fc.bias"] = &weights.Tensor{Shape: []int{10}, Data: make([]float32, 10)}
+	opts := LoadOptions{AllowMissing: []string{"*"}}
+	opts.Prefix = "backbone.body."
+	opts.Ignore = []string{"fc.*"}
+	rep, err := LoadStateDict(d.Reg, sd, "resnet18-imagenet.pth", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Matched) != len(sd)-2 || len(rep.Unexpected) != 0 {
+		t.Fatalf("matched %d of %d, unexpected %v", len(rep.Matched), len(sd)-2, rep.Unexpected)
+	}
+	if got := d.Reg.Get("backbone.body.layer1.0.conv1.weight").Data()[3]; got != 3.5 {
+		t.Errorf("backbone weight not loaded: %v", got)
+	}
+	if v := d.Reg.Get("rpn.head.cls_logits.weight").Data()[0]; v != 0 {
+		t.Errorf("RPN head changed: %v", v)
 	}
 }
