@@ -41,6 +41,12 @@ type Config struct {
 	// norm_eval=True); useful when training from scratch, where identity
 	// FrozenBN leaves the backbone without any bias.
 	TrainBNAffine bool `yaml:"train_bn_affine"`
+	// Norm is "FrozenBN" (default: torchvision's FrozenBatchNorm2d, fixed
+	// statistics) or "BN": training-mode BatchNorm2d in the trainable
+	// stages (batch statistics while training, running statistics updated
+	// with momentum 0.1 and used for inference; detectron2's norm "BN"),
+	// for training from scratch. Frozen stages keep FrozenBN.
+	Norm string `yaml:"norm"`
 	// Prefix goes before every parameter name, e.g. "backbone.body.".
 	Prefix string `yaml:"-"`
 }
@@ -60,6 +66,11 @@ func (c Config) Validate() error {
 	}
 	if c.ResidualScale < 0 {
 		return fmt.Errorf("backbone: residual_scale must be >= 0")
+	}
+	switch c.Norm {
+	case "", "FrozenBN", "BN":
+	default:
+		return fmt.Errorf("backbone: norm %q not supported (FrozenBN, BN)", c.Norm)
 	}
 	if c.BNEps < 0 {
 		return fmt.Errorf("backbone: bn_eps must be >= 0")
@@ -84,6 +95,9 @@ type ResNet struct {
 	// OutChannels are the channels of C2..C5.
 	OutChannels [4]int
 }
+
+// bnMomentum is torch.nn.BatchNorm2d's default running-statistics momentum.
+const bnMomentum = 0.1
 
 func stageBlocks(depth int) ([4]int, bool) {
 	switch depth {
@@ -173,6 +187,25 @@ func NewResNet(reg *layers.Registry, cfg Config) (*ResNet, error) {
 				for _, bn := range []*layers.FrozenBN{b.bn1, b.bn2, b.bn3, b.downBN} {
 					if bn != nil {
 						bn.TrainAffine()
+					}
+				}
+			}
+		}
+	}
+	if cfg.Norm == "BN" {
+		// batch statistics in the stages that train (detectron2 turns the
+		// frozen ones into FrozenBN)
+		if cfg.FrozenStages < 1 {
+			r.bn1.UseBatchStats(bnMomentum)
+		}
+		for s, st := range r.stages {
+			if s+1 <= cfg.FrozenStages {
+				continue
+			}
+			for _, b := range st {
+				for _, bn := range []*layers.FrozenBN{b.bn1, b.bn2, b.bn3, b.downBN} {
+					if bn != nil {
+						bn.UseBatchStats(bnMomentum)
 					}
 				}
 			}

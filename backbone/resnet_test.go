@@ -172,3 +172,109 @@ func TestFullSizeParity(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchNormTrainParityTorchvision: ResNet-18 with norm "BN" in a
+// training graph against torchvision's resnet18 (nn.BatchNorm2d) in train
+// mode: C2..C5, gradients of sum(C5 * R) and the updated running statistics
+// (scripts/golden_backbone.py). The reference is torch in float64: BN
+// backward cancels terms, and torch's own float32 stem gradients are 1e-3
+// (relative) off it; ours, with float64 statistics, are within 1e-5.
+func TestBatchNormTrainParityTorchvision(t *testing.T) {
+	gf, err := golden.Load("testdata/bodies_bn")
+	if err != nil {
+		t.Fatalf("%v (regenerate with /usr/bin/python3 scripts/golden_backbone.py)", err)
+	}
+	reg := layers.NewRegistry()
+	r, err := NewResNet(reg, Config{Depth: 18, WidthMult: 1, BNEps: 1e-5, Norm: "BN"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fillDeterministic(reg)
+	s := []int{2, 3, 64, 96}
+	tag := "2x3x64x96"
+	b := layers.NewBuilder(reg)
+	b.Training = true
+	x := b.Input("image", s...)
+	outs := r.Forward(b, x)
+	var kept [4]*layers.Kept
+	for i, o := range outs {
+		kept[i] = b.Keep(o)
+	}
+	loss := b.Dot(outs[3], detrand.Symmetric("grad_R_"+tag, outs[3].Shape().TotalSize(), 1))
+	names := []string{"conv1.weight", "bn1.weight", "layer1.0.bn1.weight", "layer2.0.downsample.1.bias",
+		"layer3.1.conv1.weight", "layer4.1.bn2.weight", "layer4.1.bn2.bias"}
+	var wrt []*G.Node
+	for _, n := range names {
+		wrt = append(wrt, b.Param(reg.Get(n)))
+	}
+	if err := b.Err(); err != nil {
+		t.Fatal(err)
+	}
+	grads, err := G.Grad(loss, wrt...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := G.Let(x, inputImage(s)); err != nil {
+		t.Fatal(err)
+	}
+	m, err := layers.NewMachine(b.G)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Run(); err != nil {
+		t.Fatal(err)
+	}
+	check := func(name string, got []float32, rel float64) {
+		t.Helper()
+		ref := gf.Arrays[name]
+		if ref == nil {
+			t.Fatalf("golden %s missing", name)
+		}
+		maxErr, scale, err := ref.Compare(got)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if maxErr > rel*scale {
+			t.Errorf("%s: max abs error %.3g, scale %.3g (rel %.2g > %g)", name, maxErr, scale, maxErr/scale, rel)
+		} else {
+			t.Logf("%s: rel error %.2g", name, maxErr/scale)
+		}
+	}
+	for i, k := range kept {
+		check(fmt.Sprintf("%s/C%d", tag, i+2), k.Data(), 1e-4)
+	}
+	for i, n := range names {
+		check(tag+"/grad/"+n, grads[i].Value().Data().([]float32), 1e-4)
+	}
+	for _, n := range []string{"bn1", "layer2.0.downsample.1", "layer4.1.bn2"} {
+		for _, st := range []string{"running_mean", "running_var"} {
+			check(tag+"/"+n+"."+st, reg.Get(n+"."+st).Data(), 1e-5)
+		}
+	}
+}
+
+// TestNormBNKeepsFrozenStagesFrozen: with norm "BN", the trainable stages'
+// BNs use batch statistics and the frozen ones stay FrozenBatchNorm2d
+// (detectron2's rule); an unknown norm is an error.
+func TestNormBNKeepsFrozenStagesFrozen(t *testing.T) {
+	reg := layers.NewRegistry()
+	if _, err := NewResNet(reg, Config{Depth: 18, WidthMult: 0.25, FrozenStages: 1, BNEps: 1e-5, Norm: "BN"}); err != nil {
+		t.Fatal(err)
+	}
+	frozen := []string{"bn1.weight", "layer1.0.bn1.weight", "layer1.1.bn2.bias"}
+	trained := []string{"layer2.0.bn1.weight", "layer2.0.downsample.1.bias", "layer4.1.bn2.weight"}
+	for _, n := range frozen {
+		if reg.Get(n).Trainable() {
+			t.Errorf("%s trainable in a frozen stage", n)
+		}
+	}
+	for _, n := range trained {
+		if p := reg.Get(n); !p.Trainable() || !p.NoDecay {
+			t.Errorf("%s: trainable %v, no decay %v; want both", n, p.Trainable(), p.NoDecay)
+		}
+	}
+	if _, err := NewResNet(layers.NewRegistry(), Config{Depth: 18, WidthMult: 1, Norm: "GN"}); err == nil {
+		t.Error("norm GN accepted")
+	}
+}

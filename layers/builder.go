@@ -20,6 +20,10 @@ type Builder struct {
 	// WS is scratch memory shared by every conv op of the graph: ops run one
 	// after another, so one workspace suffices.
 	WS *kernels.ConvWorkspace
+	// Training marks a training graph: BNs with batch statistics
+	// (FrozenBN.UseBatchStats) normalise with the batch's and update their
+	// running statistics; otherwise every BN uses its stored statistics.
+	Training bool
 
 	nodes     map[*Param]*G.Node
 	needsGrad map[*G.Node]bool

@@ -46,6 +46,9 @@ func (b *Builder) Conv(x *G.Node, c *Conv2d, bn *FrozenBN, res *G.Node, relu boo
 	if err := p.Validate(); err != nil {
 		return b.Fail(fmt.Errorf("%s: %w", c.Name, err))
 	}
+	if bn != nil && bn.BatchStats && b.Training {
+		return b.BatchNorm(b.Conv(x, c, nil, nil, false), bn, res, relu)
+	}
 	w := b.Param(c.Weight)
 	op := &convOp{opBase: opBase{name: "conv(" + c.Name + ")", id: b.nextID()}, p: p, relu: relu, bn: bn, ws: b.WS}
 	inputs := []*G.Node{x, w}

@@ -489,6 +489,10 @@ func (op *channelSumOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value,
 type FrozenBN struct {
 	Weight, Bias, Mean, Var *Param
 	Eps                     float32
+	// BatchStats (set by UseBatchStats): training graphs use the batch's
+	// statistics and update Mean and Var with Momentum.
+	BatchStats bool
+	Momentum   float32
 }
 
 // NewFrozenBN registers name.{weight,bias,running_mean,running_var} as

@@ -217,6 +217,7 @@ func (d *FasterRCNN) build(train bool, n, h, w int) (*Program, error) {
 	cfg := d.Cfg
 	p := &Program{Train: train, N: n, H: h, W: w, d: d, Losses: map[string]*G.Node{}}
 	b := layers.NewBuilder(d.Reg)
+	b.Training = train
 	p.B = b
 	p.X = b.Input("images", n, 3, h, w)
 	p.xval = tensor.New(tensor.WithShape(n, 3, h, w), tensor.Of(tensor.Float32))
@@ -254,7 +255,7 @@ func (d *FasterRCNN) build(train bool, n, h, w int) (*Program, error) {
 	}
 	rois := b.Host("proposals", []int{p.kmax, 5}, p.proposalsFn, append(append([]*G.Node{}, objs...), deltas...)...)
 	pcfg := layers.RoIAlignConfig{OutputSize: cfg.RoI.PoolSize, SamplingRatio: cfg.RoI.SamplingRatio, Aligned: cfg.RoI.Aligned,
-		CanonicalScale: 224, CanonicalLevel: 4, Eps: cfg.RoI.LevelMapperEps, EpsInsideLog: cfg.LevelMapperEpsInsideLog}
+		CanonicalScale: cfg.RoI.CanonicalScale, CanonicalLevel: 4, Eps: cfg.RoI.LevelMapperEps, EpsInsideLog: cfg.LevelMapperEpsInsideLog}
 	pooled := b.MultiScaleRoIAlign(rois, p.Feats[:4], h, w, pcfg)
 	f6 := b.Linear(pooled, d.FC6, true)
 	f7 := b.Linear(f6, d.FC7, true)

@@ -75,6 +75,35 @@ def r50fpn(sizes, out, grads=True):
     w.save(out, {"sizes": sizes})
 
 
+def bn_train(shape, out):
+    """ResNet-18 with nn.BatchNorm2d in training mode (the backbone's norm
+    "BN"): C2..C5, gradients of sum(C5 * R) for a few parameters, and the
+    running statistics after the forward pass. Computed in float64 from the
+    float32 weights and input: batch-norm backward cancels terms, so the
+    stem's gradients of torch's own float32 run are 1e-3 (relative) away
+    from the float64 result after 16 BN layers; float64 is the reference."""
+    m = torchvision.models.resnet18()
+    gc.fill_model(m)
+    m = IntermediateLayerGetter(m, {"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"}).train().double()
+    w = gc.Writer()
+    tag = "x".join(map(str, shape))
+    feats = m(image(tag, shape).double())
+    for k, v in feats.items():
+        w.add(f"{tag}/C{int(k) + 2}", v.detach().numpy())
+    c5 = feats["3"]
+    r = torch.from_numpy(gc.symmetric(f"grad_R_{tag}", c5.numel(), 1.0).reshape(c5.shape)).double()
+    (c5 * r).sum().backward()
+    params = dict(m.named_parameters())
+    for name in ("conv1.weight", "bn1.weight", "layer1.0.bn1.weight", "layer2.0.downsample.1.bias",
+                 "layer3.1.conv1.weight", "layer4.1.bn2.weight", "layer4.1.bn2.bias"):
+        w.add(f"{tag}/grad/{name}", params[name].grad.numpy())
+    bufs = dict(m.named_buffers())
+    for name in ("bn1", "layer2.0.downsample.1", "layer4.1.bn2"):
+        for stat in ("running_mean", "running_var"):
+            w.add(f"{tag}/{name}.{stat}", bufs[f"{name}.{stat}"].numpy())
+    w.save(out, {"shape": shape, "torch": torch.__version__})
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--full", metavar="DIR", help="write full-size goldens into DIR instead")
@@ -85,6 +114,7 @@ def main():
         r50fpn([[2, 3, 512, 512], [1, 3, 800, 1216]], os.path.join(a.full, "r50fpn"))
         return
     bodies([[1, 3, 64, 96], [2, 3, 96, 64]], [18, 50, 101], os.path.join(ROOT, "backbone/testdata/bodies"))
+    bn_train([2, 3, 64, 96], os.path.join(ROOT, "backbone/testdata/bodies_bn"))
     r50fpn([[1, 3, 64, 96], [2, 3, 96, 128]], os.path.join(ROOT, "fpn/testdata/r50fpn"))
 
 

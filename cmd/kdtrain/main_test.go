@@ -167,6 +167,35 @@ func TestResumeAfterSIGKILL(t *testing.T) {
 			}
 		}
 	}
+	// the final weights agree too, BN running statistics included (they
+	// never enter a training loss, so the log alone would not show them)
+	final := func(work string) weights.StateDict {
+		sd, _, err := weights.LoadSafetensors(filepath.Join(work, "checkpoints", "model_final", train.ModelFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sd
+	}
+	sdA, sdB := final(workA), final(workB)
+	stats := 0
+	for k, a := range sdA {
+		b, ok := sdB[k]
+		if !ok || len(a.Data) != len(b.Data) {
+			t.Fatalf("%s: missing or reshaped after resume", k)
+		}
+		if strings.HasSuffix(k, "running_var") && a.Data[0] != 1 {
+			stats++
+		}
+		for i := range a.Data {
+			if math.Abs(float64(a.Data[i]-b.Data[i])) > 1e-5*(1+math.Abs(float64(a.Data[i]))) {
+				t.Errorf("%s[%d]: uninterrupted %v, resumed %v", k, i, a.Data[i], b.Data[i])
+				break
+			}
+		}
+	}
+	if stats == 0 {
+		t.Errorf("no BN running statistics moved: the tiny config should train with norm BN")
+	}
 }
 
 // TestLossFalls: a few dozen iterations on a handful of images lower the

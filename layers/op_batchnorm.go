@@ -1,0 +1,364 @@
+package layers
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/skd-go/skd/kernels"
+)
+
+// UseBatchStats turns bn into a training-mode BatchNorm2d (torch.nn's
+// semantics, detectron2's norm "BN"): graphs built with Builder.Training
+// normalise with the statistics of the batch and update the running ones
+// by an exponential average (running = (1-momentum)*running +
+// momentum*batch, the variance unbiased), while inference graphs use the
+// running statistics exactly as FrozenBatchNorm2d. The weight and bias
+// become trainable (no weight decay). Training from scratch needs this:
+// frozen identity statistics leave a deep network unnormalised.
+func (bn *FrozenBN) UseBatchStats(momentum float32) {
+	bn.TrainAffine()
+	bn.BatchStats = true
+	bn.Momentum = momentum
+}
+
+// BatchNorm applies y = act(bn_train(x) + res) with the batch's statistics
+// (see UseBatchStats); res may be nil. It is what Conv emits after the
+// convolution when its BN uses batch statistics in a training graph.
+func (b *Builder) BatchNorm(x *G.Node, bn *FrozenBN, res *G.Node, relu bool) *G.Node {
+	if b.err != nil || x == nil {
+		return b.Fail(fmt.Errorf("batchnorm: missing input"))
+	}
+	s := x.Shape()
+	if len(s) != 4 || s[1] != len(bn.Weight.Data()) {
+		return b.Fail(fmt.Errorf("batchnorm %s: input shape %v, want N x %d x H x W", bn.Weight.Name, s, len(bn.Weight.Data())))
+	}
+	if s[0]*s[2]*s[3] < 2 {
+		return b.Fail(fmt.Errorf("batchnorm %s: input %v has one value per channel; batch statistics need more", bn.Weight.Name, s))
+	}
+	if !bn.Weight.Trainable() || !bn.Bias.Trainable() {
+		return b.Fail(fmt.Errorf("batchnorm %s: batch statistics need a trainable weight and bias", bn.Weight.Name))
+	}
+	op := &batchNormOp{opBase: opBase{name: "batchnorm(" + bn.Weight.Name + ")", id: b.nextID()},
+		n: s[0], c: s[1], hw: s[2] * s[3], shape: tensor.Shape(s).Clone(), bn: bn, relu: relu,
+		needDX: b.NeedsGrad(x)}
+	inputs := []*G.Node{x, b.Param(bn.Weight), b.Param(bn.Bias)}
+	if res != nil {
+		if !res.Shape().Eq(x.Shape()) {
+			return b.Fail(fmt.Errorf("batchnorm %s: residual shape %v, want %v", bn.Weight.Name, res.Shape(), s))
+		}
+		op.hasRes = true
+		op.needDRes = b.NeedsGrad(res)
+		inputs = append(inputs, res)
+	}
+	return b.apply(op, inputs...)
+}
+
+// batchNormOp is training-mode batch normalisation fused with an optional
+// residual add and ReLU:
+//
+//	y = act( (x - mean_c) * invstd_c * gamma_c + beta_c + res )
+//
+// with mean_c and the biased variance over N, H, W. The forward pass keeps
+// mean and invstd for the backward ops and updates the BN's running
+// statistics. Inputs: x, gamma, beta, then res if hasRes.
+type batchNormOp struct {
+	opBase
+	n, c, hw int
+	shape    tensor.Shape
+	bn       *FrozenBN
+	relu     bool
+	hasRes   bool
+
+	needDX, needDRes bool
+
+	mean, invstd []float64 // of the last forward
+}
+
+func (op *batchNormOp) Arity() int {
+	if op.hasRes {
+		return 4
+	}
+	return 3
+}
+
+func (op *batchNormOp) Type() hm.Type {
+	if op.hasRes {
+		return fnType(4, 4, 1, 1, 4)
+	}
+	return fnType(4, 4, 1, 1)
+}
+
+func (op *batchNormOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return op.shape, nil }
+func (op *batchNormOp) Do(in ...G.Value) (G.Value, error)              { return op.UsePreallocDo(nil, in...) }
+
+func (op *batchNormOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	if len(in) != op.Arity() {
+		return nil, fmt.Errorf("%s: %d inputs, want %d", op.name, len(in), op.Arity())
+	}
+	if !shapeOf(in[0]).Eq(op.shape) {
+		return nil, fmt.Errorf("%s: input shape %v, graph built for %v", op.name, shapeOf(in[0]), op.shape)
+	}
+	x, err := f32(in[0])
+	if err != nil {
+		return nil, err
+	}
+	gamma, err := f32(in[1])
+	if err != nil {
+		return nil, err
+	}
+	beta, err := f32(in[2])
+	if err != nil {
+		return nil, err
+	}
+	var res []float32
+	if op.hasRes {
+		if res, err = f32(in[3]); err != nil {
+			return nil, err
+		}
+	}
+	if op.mean == nil {
+		op.mean = make([]float64, op.c)
+		op.invstd = make([]float64, op.c)
+	}
+	out := op.out(prealloc, op.shape)
+	y := out.Data().([]float32)
+	n, k, hw := op.n, op.c, op.hw
+	cnt := float64(n * hw)
+	eps := float64(op.bn.Eps)
+	mom := float64(op.bn.Momentum)
+	rm, rv := op.bn.Mean.Data(), op.bn.Var.Data()
+	kernels.ParallelFor(k, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			// two passes (mean, then centred squares) in float64: exact
+			// enough for activations with a large mean
+			var s float64
+			for i := 0; i < n; i++ {
+				for _, v := range x[(i*k+c)*hw : (i*k+c+1)*hw] {
+					s += float64(v)
+				}
+			}
+			mean := s / cnt
+			var ss float64
+			for i := 0; i < n; i++ {
+				for _, v := range x[(i*k+c)*hw : (i*k+c+1)*hw] {
+					d := float64(v) - mean
+					ss += d * d
+				}
+			}
+			variance := ss / cnt
+			inv := 1 / math.Sqrt(variance+eps)
+			op.mean[c], op.invstd[c] = mean, inv
+			rm[c] = float32((1-mom)*float64(rm[c]) + mom*mean)
+			rv[c] = float32((1-mom)*float64(rv[c]) + mom*ss/(cnt-1))
+			sc := float32(inv * float64(gamma[c]))
+			sh := beta[c] - float32(mean)*sc
+			for i := 0; i < n; i++ {
+				lo, hi := (i*k+c)*hw, (i*k+c+1)*hw
+				xs, ys := x[lo:hi], y[lo:hi]
+				if res != nil {
+					rs := res[lo:hi]
+					for j, v := range xs {
+						ys[j] = v*sc + sh + rs[j]
+					}
+				} else {
+					for j, v := range xs {
+						ys[j] = v*sc + sh
+					}
+				}
+				if op.relu {
+					for j, v := range ys {
+						if !(v > 0) && v == v { // keep NaN visible
+							ys[j] = 0
+						}
+					}
+				}
+			}
+		}
+	})
+	return out, nil
+}
+
+func (op *batchNormOp) DiffWRT(int) []bool {
+	d := []bool{op.needDX, op.bn.Weight.Trainable(), op.bn.Bias.Trainable()}
+	if op.hasRes {
+		d = append(d, op.needDRes)
+	}
+	return d
+}
+
+func (op *batchNormOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	ret := make(G.Nodes, len(inputs))
+	g := grad
+	var err error
+	if op.relu {
+		mask := &reluMaskOp{opBase: opBase{name: op.name + ".dmask", id: op.id}, shape: op.shape}
+		if g, err = G.ApplyOp(mask, output, grad); err != nil {
+			return nil, err
+		}
+	}
+	if op.needDX {
+		dx := &batchNormDXOp{opBase: opBase{name: op.name + ".dx", id: op.id}, fwd: op}
+		if ret[0], err = G.ApplyOp(dx, inputs[0], g, inputs[1]); err != nil {
+			return nil, err
+		}
+	}
+	if op.bn.Weight.Trainable() {
+		dg := &batchNormDGammaOp{opBase: opBase{name: op.name + ".dgamma", id: op.id}, fwd: op}
+		if ret[1], err = G.ApplyOp(dg, inputs[0], g); err != nil {
+			return nil, err
+		}
+	}
+	if op.bn.Bias.Trainable() {
+		db := &channelSumOp{opBase: opBase{name: op.name + ".dbeta", id: op.id}, n: op.n, c: op.c}
+		if ret[2], err = G.ApplyOp(db, g); err != nil {
+			return nil, err
+		}
+	}
+	if op.hasRes && op.needDRes {
+		ret[3] = g
+	}
+	return ret, nil
+}
+
+// sums returns per channel sum(g) and sum(g * xhat) for the last forward.
+func (op *batchNormOp) sums(x, g []float32) (sg, sgx []float64) {
+	n, k, hw := op.n, op.c, op.hw
+	sg, sgx = make([]float64, k), make([]float64, k)
+	kernels.ParallelFor(k, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			mean := float32(op.mean[c])
+			var a, b float64
+			for i := 0; i < n; i++ {
+				l, h := (i*k+c)*hw, (i*k+c+1)*hw
+				gs := g[l:h]
+				var af, bf float32 // per-plane partial sums; planes are small
+				for j, v := range x[l:h] {
+					af += gs[j]
+					bf += gs[j] * (v - mean)
+				}
+				a += float64(af)
+				b += float64(bf)
+			}
+			sg[c], sgx[c] = a, b*op.invstd[c]
+		}
+	})
+	return sg, sgx
+}
+
+// batchNormDXOp: dx = gamma * invstd * (g - mean(g) - xhat * mean(g*xhat)).
+type batchNormDXOp struct {
+	opBase
+	fwd *batchNormOp
+}
+
+func (op *batchNormDXOp) Arity() int                                     { return 3 }
+func (op *batchNormDXOp) Type() hm.Type                                  { return fnType(4, 4, 4, 1) }
+func (op *batchNormDXOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return op.fwd.shape, nil }
+func (op *batchNormDXOp) Do(in ...G.Value) (G.Value, error)              { return op.UsePreallocDo(nil, in...) }
+func (op *batchNormDXOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	x, err := f32(in[0])
+	if err != nil {
+		return nil, err
+	}
+	g, err := f32(in[1])
+	if err != nil {
+		return nil, err
+	}
+	gamma, err := f32(in[2])
+	if err != nil {
+		return nil, err
+	}
+	f := op.fwd
+	sg, sgx := f.sums(x, g)
+	out := op.out(prealloc, f.shape)
+	dx := out.Data().([]float32)
+	n, k, hw := f.n, f.c, f.hw
+	cnt := float64(n * hw)
+	kernels.ParallelFor(n*k, func(lo, hi int) {
+		for nk := lo; nk < hi; nk++ {
+			c := nk % k
+			inv := f.invstd[c]
+			a := float32(float64(gamma[c]) * inv) // d/dg
+			mg := float32(sg[c] / cnt)            // mean(g)
+			b := float32(sgx[c] / cnt * inv)      // mean(g*xhat) * invstd
+			mean := float32(f.mean[c])
+			l, h := nk*hw, (nk+1)*hw
+			xs, gs, ds := x[l:h], g[l:h], dx[l:h]
+			for j, v := range xs {
+				ds[j] = a * (gs[j] - mg - (v-mean)*b)
+			}
+		}
+	})
+	return out, nil
+}
+
+// batchNormDGammaOp: dgamma = sum(g * xhat) per channel.
+type batchNormDGammaOp struct {
+	opBase
+	fwd *batchNormOp
+}
+
+func (op *batchNormDGammaOp) Arity() int    { return 2 }
+func (op *batchNormDGammaOp) Type() hm.Type { return fnType(1, 4, 4) }
+func (op *batchNormDGammaOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape{op.fwd.c}, nil
+}
+func (op *batchNormDGammaOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op *batchNormDGammaOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	x, err := f32(in[0])
+	if err != nil {
+		return nil, err
+	}
+	g, err := f32(in[1])
+	if err != nil {
+		return nil, err
+	}
+	_, sgx := op.fwd.sums(x, g)
+	out := op.out(prealloc, tensor.Shape{op.fwd.c})
+	d := out.Data().([]float32)
+	for c := range d {
+		d[c] = float32(sgx[c])
+	}
+	return out, nil
+}
+
+// reluMaskOp: dy * (y > 0), the gradient through a fused ReLU.
+type reluMaskOp struct {
+	opBase
+	shape tensor.Shape
+}
+
+func (op *reluMaskOp) Arity() int                                     { return 2 }
+func (op *reluMaskOp) Type() hm.Type                                  { return fnType(4, 4, 4) }
+func (op *reluMaskOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return op.shape, nil }
+func (op *reluMaskOp) Do(in ...G.Value) (G.Value, error)              { return op.UsePreallocDo(nil, in...) }
+func (op *reluMaskOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	y, err := f32(in[0])
+	if err != nil {
+		return nil, err
+	}
+	dy, err := f32(in[1])
+	if err != nil {
+		return nil, err
+	}
+	out := op.out(prealloc, op.shape)
+	g := out.Data().([]float32)
+	kernels.ParallelFor(len(y)/4096+1, func(lo, hi int) {
+		l, h := lo*4096, hi*4096
+		if h > len(y) {
+			h = len(y)
+		}
+		for i := l; i < h; i++ {
+			if y[i] > 0 {
+				g[i] = dy[i]
+			} else {
+				g[i] = 0
+			}
+		}
+	})
+	return out, nil
+}
