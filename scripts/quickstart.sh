@@ -3,13 +3,21 @@
 # generate the embedded synthetic dataset, train the quickstart teacher
 # (ResNet-34, half width), the no-KD student (ResNet-18, half width) and
 # the SSIM-distilled student, then print the three COCO APs side by side.
-# Finished runs are skipped, so running it again only prints the table.
+# Finished runs are skipped, so running it again only prints the table
+# (unless their configuration changed since).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bin
 go build -o bin/ ./cmd/kdtrain ./cmd/kdeval ./cmd/kddetect ./cmd/kddata
 
 run() { # config work_dir
+  # a work dir trained with another configuration (e.g. after an update of
+  # the quickstart recipe) is moved aside, not reused
+  if [ -f "$2/config.yaml" ] && ! bin/kdtrain --config "$1" --print-config | cmp -s - "$2/config.yaml"; then
+    old="$2.old-$(date +%Y%m%d-%H%M%S)"
+    echo "== $2: trained with another configuration; moved to $old"
+    mv "$2" "$old"
+  fi
   if [ -d "$2/checkpoints/model_final" ]; then
     echo "== $2: already trained"
   elif [ -f "$2/last_checkpoint" ]; then

@@ -63,6 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func newRoot(stdout io.Writer) *cobra.Command {
 	var cfgPath, resume, weights, workDir string
 	var sets []string
+	var printConfig bool
 	root := &cobra.Command{
 		Use:           "kdtrain --config FILE [--set key=value]... [--resume [PATH]] [--weights FILE]",
 		Short:         "Train or distil a Faster R-CNN detector",
@@ -78,6 +79,10 @@ func newRoot(stdout io.Writer) *cobra.Command {
 			}
 			cfg, resolved, err := config.LoadFile(cfgPath, sets)
 			if err != nil {
+				return err
+			}
+			if printConfig {
+				_, err := stdout.Write(resolved)
 				return err
 			}
 			exts, err := extensions(cfg)
@@ -99,6 +104,7 @@ func newRoot(stdout io.Writer) *cobra.Command {
 	f.Lookup("resume").NoOptDefVal = "auto"
 	f.StringVar(&weights, "weights", "", "initialise from a weights file (.pth or .safetensors); not with --resume")
 	f.StringVar(&workDir, "work-dir", "", "override train.work_dir")
+	f.BoolVar(&printConfig, "print-config", false, "print the resolved configuration (what a run saves as WORK_DIR/config.yaml) and exit")
 	root.PreRunE = func(cmd *cobra.Command, args []string) error {
 		if resume != "" && weights != "" {
 			return usageError{fmt.Errorf("--weights and --resume exclude each other (a resumed run has its weights)")}

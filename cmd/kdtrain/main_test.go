@@ -205,6 +205,14 @@ func TestLossFalls(t *testing.T) {
 	if out, err := command("--config", cfg, "--set", "solver.max_iter=40", "--set", "solver.base_lr=0.02", "--set", "train.checkpoint_period=0").CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
+	// --print-config prints exactly what the run saved as config.yaml
+	var out, errb bytes.Buffer
+	if code := run([]string{"--config", cfg, "--set", "solver.max_iter=40", "--set", "solver.base_lr=0.02", "--set", "train.checkpoint_period=0", "--print-config"}, &out, &errb); code != 0 {
+		t.Fatalf("--print-config: exit %d: %s", code, errb.String())
+	}
+	if saved, err := os.ReadFile(filepath.Join(work, "config.yaml")); err != nil || !bytes.Equal(saved, out.Bytes()) {
+		t.Errorf("--print-config differs from the saved config.yaml (%v):\n%s\n---\n%s", err, out.String(), saved)
+	}
 	m := readMetrics(t, work)
 	mean := func(lo, hi int64) float64 {
 		s := 0.0
