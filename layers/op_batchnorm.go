@@ -224,10 +224,14 @@ func (op *batchNormOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, e
 	return ret, nil
 }
 
-// sums returns per channel sum(g) and sum(g * xhat) for the last forward.
-func (op *batchNormOp) sums(x, g []float32) (sg, sgx []float64) {
+// sums returns per channel sum(g) and sum(g * xhat) for the last forward,
+// in buf (2 * channels, allocated once by the caller's op).
+func (op *batchNormOp) sums(x, g []float32, buf *[]float64) (sg, sgx []float64) {
 	n, k, hw := op.n, op.c, op.hw
-	sg, sgx = make([]float64, k), make([]float64, k)
+	if len(*buf) != 2*k {
+		*buf = make([]float64, 2*k)
+	}
+	sg, sgx = (*buf)[:k], (*buf)[k:]
 	kernels.ParallelFor(k, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
 			mean := float32(op.mean[c])
@@ -253,6 +257,7 @@ func (op *batchNormOp) sums(x, g []float32) (sg, sgx []float64) {
 type batchNormDXOp struct {
 	opBase
 	fwd *batchNormOp
+	buf []float64
 }
 
 func (op *batchNormDXOp) Arity() int                                     { return 3 }
@@ -273,7 +278,7 @@ func (op *batchNormDXOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 		return nil, err
 	}
 	f := op.fwd
-	sg, sgx := f.sums(x, g)
+	sg, sgx := f.sums(x, g, &op.buf)
 	out := op.out(prealloc, f.shape)
 	dx := out.Data().([]float32)
 	n, k, hw := f.n, f.c, f.hw
@@ -300,6 +305,7 @@ func (op *batchNormDXOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 type batchNormDGammaOp struct {
 	opBase
 	fwd *batchNormOp
+	buf []float64
 }
 
 func (op *batchNormDGammaOp) Arity() int    { return 2 }
@@ -317,7 +323,7 @@ func (op *batchNormDGammaOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.V
 	if err != nil {
 		return nil, err
 	}
-	_, sgx := op.fwd.sums(x, g)
+	_, sgx := op.fwd.sums(x, g, &op.buf)
 	out := op.out(prealloc, tensor.Shape{op.fwd.c})
 	d := out.Data().([]float32)
 	for c := range d {
