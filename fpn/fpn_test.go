@@ -21,6 +21,8 @@ type net struct {
 	reg  *layers.Registry
 	body *backbone.ResNet
 	fpn  *FPN
+	// training builds training graphs (BNs with batch statistics use them)
+	training bool
 }
 
 func newNet(t testing.TB, cfg backbone.Config, out int) *net {
@@ -37,7 +39,7 @@ func newNet(t testing.TB, cfg backbone.Config, out int) *net {
 	for _, p := range reg.Params() {
 		copy(p.Data(), detrand.Param(p.Name, p.Shape()))
 	}
-	return &net{reg, body, f}
+	return &net{reg: reg, body: body, fpn: f}
 }
 
 type run struct {
@@ -53,6 +55,7 @@ type run struct {
 // build makes the graph loss = sum_l sum(P_l * R_l) as the golden script.
 func (n *net) build(t testing.TB, shape []int, tag string) *run {
 	b := layers.NewBuilder(n.reg)
+	b.Training = n.training
 	x := b.Input("image", shape...)
 	c := n.body.Forward(b, x)
 	ps := n.fpn.Forward(b, c[:])
