@@ -28,6 +28,12 @@ run() { # config work_dir
 }
 run configs/quickstart/teacher_r34_synth.yaml work_dirs/quickstart/r34_teacher
 run configs/quickstart/faster_r18_synth.yaml work_dirs/quickstart/r18_baseline
+# a student distilled from an older teacher is stale too
+if [ -d work_dirs/quickstart/r18_ssim ] && [ work_dirs/quickstart/r34_teacher/checkpoints/model_final -nt work_dirs/quickstart/r18_ssim/config.yaml ]; then
+  old="work_dirs/quickstart/r18_ssim.old-$(date +%Y%m%d-%H%M%S)"
+  echo "== work_dirs/quickstart/r18_ssim: distilled from an older teacher; moved to $old"
+  mv work_dirs/quickstart/r18_ssim "$old"
+fi
 run configs/quickstart/student_r18_ssim_synth.yaml work_dirs/quickstart/r18_ssim
 
 echo
