@@ -168,3 +168,39 @@ func TestBatchStatsOnlyInTrainingGraphs(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkBatchNormTrain: training-mode BN + residual + ReLU, forward and
+// backward (dx, dgamma, dbeta, dres) on 4x64x80x80, the size of the
+// quickstart's C2. Compare with scripts/bench_batchnorm_torch.py.
+func BenchmarkBatchNormTrain(b *testing.B) {
+	shape := []int{4, 64, 80, 80}
+	n := 4 * 64 * 80 * 80
+	reg := NewRegistry()
+	bn := NewFrozenBN(reg, "bn", 64, 1e-5)
+	bn.UseBatchStats(0.1)
+	bld := NewBuilder(reg)
+	bld.Training = true
+	x := bld.InputRequiringGrad("x", shape...)
+	res := bld.InputRequiringGrad("res", shape...)
+	if err := G.Let(x, tensor.New(tensor.WithShape(shape...), tensor.WithBacking(detrand.Symmetric("bx", n, 1)))); err != nil {
+		b.Fatal(err)
+	}
+	if err := G.Let(res, tensor.New(tensor.WithShape(shape...), tensor.WithBacking(detrand.Symmetric("br", n, 1)))); err != nil {
+		b.Fatal(err)
+	}
+	y := bld.BatchNorm(x, bn, res, true)
+	loss := bld.Dot(y, detrand.Symmetric("bR", n, 1))
+	if _, err := G.Grad(loss, x, res, bld.Param(bn.Weight), bld.Param(bn.Bias)); err != nil {
+		b.Fatal(err)
+	}
+	m, err := NewMachine(bld.G)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	for i := 0; i < b.N; i++ {
+		if err := m.Run(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
