@@ -76,6 +76,10 @@ type batchNormOp struct {
 	needDX, needDRes bool
 
 	mean, invstd []float64 // of the last forward
+	// dxSGX is sum(g*xhat) per channel as the dx op last computed it; the
+	// dgamma op, which then takes dx as an input so that it runs after, reads
+	// it instead of making a second pass over x and g.
+	dxSGX []float64
 }
 
 func (op *batchNormOp) Arity() int {
@@ -208,7 +212,12 @@ func (op *batchNormOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, e
 	}
 	if op.bn.Weight.Trainable() {
 		dg := &batchNormDGammaOp{opBase: opBase{name: op.name + ".dgamma", id: op.id}, fwd: op}
-		if ret[1], err = G.ApplyOp(dg, inputs[0], g); err != nil {
+		in := G.Nodes{inputs[0], g}
+		if ret[0] != nil {
+			dg.afterDX = true
+			in = append(in, ret[0])
+		}
+		if ret[1], err = G.ApplyOp(dg, in...); err != nil {
 			return nil, err
 		}
 	}
@@ -279,6 +288,7 @@ func (op *batchNormDXOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 	}
 	f := op.fwd
 	sg, sgx := f.sums(x, g, &op.buf)
+	f.dxSGX = sgx
 	out := op.out(prealloc, f.shape)
 	dx := out.Data().([]float32)
 	n, k, hw := f.n, f.c, f.hw
@@ -306,10 +316,23 @@ type batchNormDGammaOp struct {
 	opBase
 	fwd *batchNormOp
 	buf []float64
+	// afterDX: the third input is dx, so the dx op has run this pass and
+	// left sum(g*xhat) in fwd.dxSGX
+	afterDX bool
 }
 
-func (op *batchNormDGammaOp) Arity() int    { return 2 }
-func (op *batchNormDGammaOp) Type() hm.Type { return fnType(1, 4, 4) }
+func (op *batchNormDGammaOp) Arity() int {
+	if op.afterDX {
+		return 3
+	}
+	return 2
+}
+func (op *batchNormDGammaOp) Type() hm.Type {
+	if op.afterDX {
+		return fnType(1, 4, 4, 4)
+	}
+	return fnType(1, 4, 4)
+}
 func (op *batchNormDGammaOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape{op.fwd.c}, nil
 }
@@ -323,7 +346,12 @@ func (op *batchNormDGammaOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.V
 	if err != nil {
 		return nil, err
 	}
-	_, sgx := op.fwd.sums(x, g, &op.buf)
+	var sgx []float64
+	if op.afterDX && len(op.fwd.dxSGX) == op.fwd.c {
+		sgx = op.fwd.dxSGX
+	} else {
+		_, sgx = op.fwd.sums(x, g, &op.buf)
+	}
 	out := op.out(prealloc, tensor.Shape{op.fwd.c})
 	d := out.Data().([]float32)
 	for c := range d {

@@ -472,15 +472,17 @@ func (op *channelSumOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value,
 	out := op.out(prealloc, tensor.Shape{op.c})
 	db := out.Data().([]float32)
 	hw := len(g) / (op.n * op.c)
-	for c := 0; c < op.c; c++ {
-		var s float64
-		for n := 0; n < op.n; n++ {
-			for _, v := range g[(n*op.c+c)*hw : (n*op.c+c+1)*hw] {
-				s += float64(v)
+	kernels.ParallelFor(op.c, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			var s float64
+			for n := 0; n < op.n; n++ {
+				for _, v := range g[(n*op.c+c)*hw : (n*op.c+c+1)*hw] {
+					s += float64(v)
+				}
 			}
+			db[c] = float32(s)
 		}
-		db[c] = float32(s)
-	}
+	})
 	return out, nil
 }
 
