@@ -43,9 +43,14 @@ type FasterRCNN struct {
 	Extra ExtraLoss
 
 	programs map[progKey]*Program
-	order    []progKey
-	// MaxPrograms bounds the program cache (least recently built first out).
+	clock    uint64
+	// MaxPrograms bounds the program cache (least recently used first out).
 	MaxPrograms int
+	// Arena is the memory every program computes in (nil: each op keeps
+	// its own output tensors, the unplanned path kept for comparison).
+	Arena *layers.Arena
+	// inputs backs the programs' image tensors (one run at a time).
+	inputs []float32
 }
 
 // ExtraLoss builds extra scalar loss nodes on a training program, already
@@ -87,7 +92,7 @@ func New(cfg Config) (*FasterRCNN, error) {
 			return nil, fmt.Errorf("rpn: every level needs the same number of anchors per location, got %v", apl)
 		}
 	}
-	d := &FasterRCNN{Cfg: cfg, Reg: reg, Body: body, FPN: f, Anchors: ag, programs: map[progKey]*Program{}, MaxPrograms: 8}
+	d := &FasterRCNN{Cfg: cfg, Reg: reg, Body: body, FPN: f, Anchors: ag, programs: map[progKey]*Program{}, MaxPrograms: 8, Arena: layers.NewArena()}
 	d.RPNHead = rpn.NewHead(reg, "rpn.head.", cfg.FPNChannels, apl[0])
 	s := cfg.RoI.PoolSize
 	d.FC6 = layers.NewLinear(reg, "roi_heads.box_head.fc6", cfg.FPNChannels*s*s, cfg.RoI.RepresentationSize)
@@ -178,6 +183,7 @@ type Program struct {
 	Params []*layers.Param
 
 	cls, box *layers.Kept
+	lastUse  uint64
 
 	// per run
 	in        *Input
@@ -187,41 +193,75 @@ type Program struct {
 }
 
 // program returns the cached program for the mode and shape, building it
-// on first use.
+// on first use; past MaxPrograms the least recently used one is closed
+// (its plan leaves the arena, which keeps the size of the largest).
 func (d *FasterRCNN) program(train bool, n, h, w int) (*Program, error) {
 	k := progKey{train, n, h, w}
+	d.clock++
 	if p, ok := d.programs[k]; ok {
+		p.lastUse = d.clock
 		return p, nil
+	}
+	if d.MaxPrograms > 0 {
+		for len(d.programs) >= d.MaxPrograms {
+			d.evictLRU()
+		}
 	}
 	p, err := d.build(train, n, h, w)
 	if err != nil {
 		return nil, err
 	}
-	if d.MaxPrograms > 0 && len(d.order) >= d.MaxPrograms {
-		old := d.order[0]
-		d.order = d.order[1:]
-		if op := d.programs[old]; op != nil {
-			op.M.Close()
-		}
-		delete(d.programs, old)
-	}
+	p.lastUse = d.clock
 	d.programs[k] = p
-	d.order = append(d.order, k)
 	return p, nil
+}
+
+func (d *FasterRCNN) evictLRU() {
+	var oldK progKey
+	var old *Program
+	for k, p := range d.programs {
+		if old == nil || p.lastUse < old.lastUse {
+			oldK, old = k, p
+		}
+	}
+	if old != nil {
+		old.M.Close()
+		delete(d.programs, oldK)
+	}
 }
 
 // Programs returns how many compiled programs are cached.
 func (d *FasterRCNN) Programs() int { return len(d.programs) }
 
+// ReleasePrograms closes every cached program (the arena keeps its size).
+func (d *FasterRCNN) ReleasePrograms() {
+	for k, p := range d.programs {
+		p.M.Close()
+		delete(d.programs, k)
+	}
+}
+
+// MemoryBytes returns the bytes held by the arena (values and conv
+// scratch) and the shared image buffer.
+func (d *FasterRCNN) MemoryBytes() int64 {
+	var n int64
+	if d.Arena != nil {
+		n = d.Arena.Bytes()
+	}
+	return n + 4*int64(cap(d.inputs))
+}
+
 func (d *FasterRCNN) build(train bool, n, h, w int) (*Program, error) {
 	cfg := d.Cfg
 	p := &Program{Train: train, N: n, H: h, W: w, d: d, Losses: map[string]*G.Node{}}
 	b := layers.NewBuilder(d.Reg)
+	if d.Arena != nil {
+		b.UseArena(d.Arena)
+	}
 	b.Training = train
 	p.B = b
 	p.X = b.Input("images", n, 3, h, w)
-	p.xval = tensor.New(tensor.WithShape(n, 3, h, w), tensor.Of(tensor.Float32))
-	if err := G.Let(p.X, p.xval); err != nil {
+	if err := p.bindImages(); err != nil {
 		return nil, err
 	}
 	c := d.Body.Forward(b, p.X)
@@ -302,10 +342,27 @@ func (d *FasterRCNN) build(train bool, n, h, w int) (*Program, error) {
 	if err := b.Err(); err != nil {
 		return nil, err
 	}
-	if p.M, err = layers.NewMachine(b.G); err != nil {
+	if p.M, err = b.Compile(); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// bindImages points the program's image input at the model's shared image
+// buffer (grown to the largest batch seen), rebinding when it moved.
+func (p *Program) bindImages() error {
+	d, size := p.d, p.N*3*p.H*p.W
+	if cap(d.inputs) < size {
+		d.inputs = make([]float32, size)
+	}
+	data := d.inputs[:size:size]
+	if p.xval != nil {
+		if cur := p.xval.Data().([]float32); &cur[0] == &data[0] {
+			return nil
+		}
+	}
+	p.xval = tensor.New(tensor.WithShape(p.N, 3, p.H, p.W), tensor.WithBacking(data))
+	return G.Let(p.X, p.xval)
 }
 
 // proposalsFn runs inside the graph between the RPN head and the RoI
@@ -393,6 +450,9 @@ func (p *Program) proposalsFn(in [][]float32, out []float32) error {
 // setInput copies the batch into the program and computes the RPN targets.
 func (p *Program) setInput(in *Input) error {
 	if err := in.Validate(p.Train); err != nil {
+		return err
+	}
+	if err := p.bindImages(); err != nil {
 		return err
 	}
 	copy(p.xval.Data().([]float32), in.Images)
