@@ -75,6 +75,12 @@ type memOp interface{ base() *opBase }
 
 func (o *opBase) base() *opBase { return o }
 
+// ArenaSizer is an op whose place in the arena is not its output's size:
+// an op with a scalar output that keeps a per-element buffer for its
+// gradient op (which reads the output, so the buffer lives as long as the
+// output) asks for that buffer's size and reads it with OpBase.Slot.
+type ArenaSizer interface{ ArenaFloats() int }
+
 // PlanStats describes a plan: the arena's size needed by the program and
 // what the values would take without sharing.
 type PlanStats struct {
@@ -125,6 +131,9 @@ func (a *Arena) plan(g *G.ExprGraph) (*memPlan, PlanStats, error) {
 			return nil, PlanStats{}, fmt.Errorf("op %v (%T) is not the project's own: its output cannot be placed", op, op)
 		}
 		v := &value{op: mo.base(), def: i, last: i, n: n.Shape().TotalSize(), node: n}
+		if sz, ok := op.(ArenaSizer); ok {
+			v.n = sz.ArenaFloats()
+		}
 		if v.n == 0 {
 			v.n = 1
 		}
