@@ -51,6 +51,9 @@ refused.`,
 			if out == "" {
 				return fmt.Errorf("--out is required")
 			}
+			if o.Sizes == "coco" && !cmd.Flags().Changed("size") {
+				o.Size = 640
+			}
 			start := time.Now()
 			if err := synth.Ensure(out, o); err != nil {
 				return err
@@ -65,7 +68,8 @@ refused.`,
 	f.IntVar(&o.Train, "train", 2000, "number of training images")
 	f.IntVar(&o.Val, "val", 200, "number of validation images")
 	f.Int64Var(&o.Seed, "seed", 1, "random seed")
-	f.IntVar(&o.Size, "size", 320, "image width and height in pixels")
+	f.IntVar(&o.Size, "size", 320, "image width and height in pixels (with --sizes coco: the long side, default 640)")
+	f.StringVar(&o.Sizes, "sizes", "", `"coco": COCO-like image shapes and aspect ratios instead of squares`)
 	f.Float64Var(&o.CrowdProb, "crowd-prob", 0.2, "probability of a crowd cluster per image (negative: none)")
 	f.IntVar(&o.Quality, "quality", 92, "JPEG quality")
 	f.IntVar(&o.Workers, "workers", 0, "rendering goroutines (0: all CPUs); does not change the output")
