@@ -105,6 +105,14 @@ func (op *levelOp) Type() hm.Type {
 func (op *levelOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return tensor.ScalarShape(), nil }
 func (op *levelOp) DiffWRT(int) []bool                             { return []bool{op.needGrad} }
 
+// DropArenaViews implements layers.ArenaViewer: the gradient buffer may be
+// the op's arena slot.
+func (op *levelOp) DropArenaViews() {
+	if op.Slot() != nil {
+		op.grad = nil
+	}
+}
+
 // ArenaFloats: in a planned program the gradient buffer is the op's arena
 // slot (the gradient op reads this op's output, so the slot outlives it).
 func (op *levelOp) ArenaFloats() int {

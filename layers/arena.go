@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
-	"runtime/debug"
+	"runtime"
 	"sort"
 	"strings"
 	"unsafe"
@@ -31,6 +31,7 @@ import (
 // same arena: read or copy it before that.
 type Arena struct {
 	buf []float32
+	mem *arenaMem // owns buf: unmapped when collected
 	// WS is the convolution scratch shared by every planned program.
 	WS kernels.ConvWorkspace
 	// Poison fills the buffer with NaN before every run (a test aid: an op
@@ -41,8 +42,19 @@ type Arena struct {
 }
 
 // NewArena returns an empty arena; it grows to the largest program planned
-// into it.
-func NewArena() *Arena { return &Arena{} }
+// into it. Its buffer is mapped outside the Go heap and unmapped when the
+// arena grows or is collected.
+func NewArena() *Arena {
+	a := &Arena{mem: &arenaMem{}}
+	// the finalizer sits on a leaf object: the arena itself is part of
+	// reference cycles (arena -> plans -> ops -> slots -> arena), and Go
+	// never collects a cycle that holds a finalizer
+	runtime.SetFinalizer(a.mem, func(m *arenaMem) { freeFloats(m.buf) })
+	return a
+}
+
+// arenaMem holds the mapped buffer of an arena.
+type arenaMem struct{ buf []float32 }
 
 // Size returns the arena's size in float32 values (the conv scratch aside).
 func (a *Arena) Size() int { return len(a.buf) }
@@ -60,10 +72,11 @@ func (s *memSlot) data() []float32 { return s.arena.buf[s.off : s.off+s.n : s.of
 
 // memPlan is one compiled graph's placement of its values.
 type memPlan struct {
-	g    *G.ExprGraph
-	m    *Machine
-	ops  []*opBase
-	peak int
+	g       *G.ExprGraph
+	m       *Machine
+	ops     []*opBase
+	viewers []ArenaViewer
+	peak    int
 	// released: the arena grew since this plan last ran, so the graph's
 	// bound values point into the old buffer until the next run.
 	released bool
@@ -74,6 +87,11 @@ type memPlan struct {
 type memOp interface{ base() *opBase }
 
 func (o *opBase) base() *opBase { return o }
+
+// ArenaViewer is an op that keeps slices of arena values between runs
+// (its inputs, its slot); DropArenaViews forgets them when the arena's
+// buffer is replaced, so that nothing can read the old one.
+type ArenaViewer interface{ DropArenaViews() }
 
 // ArenaSizer is an op whose place in the arena is not its output's size:
 // an op with a scalar output that keeps a per-element buffer for its
@@ -210,6 +228,9 @@ func (a *Arena) plan(g *G.ExprGraph) (*memPlan, PlanStats, error) {
 	for _, v := range vals {
 		v.op.slot = &memSlot{arena: a, off: v.off, n: v.n}
 		mp.ops = append(mp.ops, v.op)
+		if av, ok := v.node.Op().(ArenaViewer); ok {
+			mp.viewers = append(mp.viewers, av)
+		}
 	}
 	return mp, st, nil
 }
@@ -220,13 +241,13 @@ func isConstant(op G.Op) bool {
 	return strings.HasPrefix(fmt.Sprintf("%T", op), "gorgonia.constant")
 }
 
-// reserve grows the buffer to n floats. The old buffer is released: every
-// other plan's graph unbinds its values and its machine drops its
-// registers (they pointed into the old buffer and are rewritten by the
-// next run anyway), so that nothing keeps the old memory alive.
-func (a *Arena) reserve(n int, except *memPlan) {
+// reserve grows the buffer to n floats. The old buffer is unmapped: every
+// other plan's graph unbinds its values, its machine drops its registers
+// and its ops their views (all pointed into the old buffer and are
+// rewritten by the plan's next run before anything reads them).
+func (a *Arena) reserve(n int, except *memPlan) error {
 	if n <= len(a.buf) {
-		return
+		return nil
 	}
 	for _, p := range a.plans {
 		if p == except {
@@ -234,12 +255,14 @@ func (a *Arena) reserve(n int, except *memPlan) {
 		}
 		p.release()
 	}
-	old := len(a.buf)
-	a.buf = nil
-	if old > 0 {
-		debug.FreeOSMemory()
+	freeFloats(a.mem.buf)
+	a.buf, a.mem.buf = nil, nil
+	buf, err := allocFloats(n)
+	if err != nil {
+		return err
 	}
-	a.buf = make([]float32, n)
+	a.buf, a.mem.buf = buf, buf
+	return nil
 }
 
 func (p *memPlan) release() {
@@ -252,6 +275,9 @@ func (p *memPlan) release() {
 	}
 	for _, o := range p.ops {
 		o.cache = nil
+	}
+	for _, op := range p.viewers {
+		op.DropArenaViews()
 	}
 	p.released = true
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"runtime"
 	"unsafe"
 
 	G "gorgonia.org/gorgonia"
@@ -35,6 +36,12 @@ func NewMachine(g *G.ExprGraph, opts ...G.VMOpt) (m *Machine, err error) {
 		}
 	}()
 	vm := G.NewTapeMachine(g, opts...)
+	// NewTapeMachine sets a finalizer that does nothing without CUDA; an
+	// object with a finalizer inside a reference cycle is never collected,
+	// and a graph whose ops refer back to their program (host ops do) makes
+	// that cycle, so every program ever built would stay in memory
+	// (TestPitfallTapeMachineFinalizerCycle).
+	runtime.SetFinalizer(vm, nil)
 	m = &Machine{vm: vm}
 	if os.Getenv("SKD_MACHINE_RESET") == "1" {
 		return m, nil // debugging aid: clear registers between runs
@@ -85,7 +92,9 @@ func (m *Machine) Planned() (PlanStats, bool) { return m.stats, m.plan != nil }
 // Run executes the whole program once.
 func (m *Machine) Run() error {
 	if m.plan != nil {
-		m.arena.reserve(m.plan.peak, m.plan)
+		if err := m.arena.reserve(m.plan.peak, m.plan); err != nil {
+			return err
+		}
 		m.arena.beforeRun(m.plan)
 	}
 	if m.pc != nil {

@@ -64,6 +64,9 @@ func (op *keepOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error
 	return op.out(prealloc, tensor.Shape{1}), nil
 }
 
+// DropArenaViews implements ArenaViewer.
+func (op *keepOp) DropArenaViews() { op.view = nil }
+
 // Kept is a node whose value stays valid after a run.
 type Kept struct {
 	Node *G.Node

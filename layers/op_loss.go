@@ -295,6 +295,9 @@ func (op *bceOp) Do(in ...G.Value) (G.Value, error) {
 	return op.result(s), nil
 }
 
+// DropArenaViews implements ArenaViewer.
+func (op *bceOp) DropArenaViews() { clear(op.bufs) }
+
 func (op *bceOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	ret := make(G.Nodes, len(inputs))
 	for j := range inputs {
@@ -604,6 +607,9 @@ func (op *boxOp) Do(in ...G.Value) (G.Value, error) {
 	op.t.last = s
 	return op.result(s), nil
 }
+
+// DropArenaViews implements ArenaViewer.
+func (op *boxOp) DropArenaViews() { clear(op.bufs) }
 
 func (op *boxOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	ret := make(G.Nodes, len(inputs))

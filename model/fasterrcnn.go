@@ -353,7 +353,15 @@ func (d *FasterRCNN) build(train bool, n, h, w int) (*Program, error) {
 func (p *Program) bindImages() error {
 	d, size := p.d, p.N*3*p.H*p.W
 	if cap(d.inputs) < size {
+		// the old buffer goes as soon as no program's input refers to it
 		d.inputs = make([]float32, size)
+		for _, q := range d.programs {
+			if q != p && q.xval != nil {
+				if err := q.bindImages(); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	data := d.inputs[:size:size]
 	if p.xval != nil {
