@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/skd-go/skd/cocoeval"
 	"github.com/skd-go/skd/data"
 )
 
@@ -224,5 +225,38 @@ func TestCOCOSizes(t *testing.T) {
 	}
 	if _, err := (Options{Train: 1, Sizes: "lvis"}).withDefaults(); err == nil {
 		t.Error("unknown sizes mode accepted")
+	}
+}
+
+// The COCO-size annotation writer gives a file both loaders accept, with
+// the requested counts, COCO's 80 category ids, polygons and ~1% crowd.
+func TestCOCOSizeAnnotations(t *testing.T) {
+	var buf bytes.Buffer
+	if err := WriteCOCOSizeAnnotations(&buf, AnnotationOptions{Images: 300, Annotations: 2000, Seed: 2}); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := data.ParseCOCO(buf.Bytes(), "coco-size", "", data.COCOOptions{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds.Images) != 300 || ds.Stats.Annotations != 2000 || ds.NumClasses() != 80 || ds.LabelToCatID[80] != 90 {
+		t.Fatalf("%d images, %d annotations, %d classes", len(ds.Images), ds.Stats.Annotations, ds.NumClasses())
+	}
+	if ds.Stats.Crowd < 5 || ds.Stats.Crowd > 60 {
+		t.Errorf("%d crowd annotations of 2000", ds.Stats.Crowd)
+	}
+	if !bytes.Contains(buf.Bytes(), []byte(`"segmentation": [[`)) || !bytes.Contains(buf.Bytes(), []byte(`"counts": [`)) {
+		t.Error("no polygon or RLE segmentation written")
+	}
+	gt, err := cocoeval.ParseGT(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gt.NumImages() != 300 {
+		t.Errorf("cocoeval: %d images", gt.NumImages())
+	}
+	per := float64(buf.Len()) / 2000
+	if per < 300 || per > 900 {
+		t.Errorf("%.0f bytes per annotation (COCO train2017: ~520)", per)
 	}
 }
