@@ -1,0 +1,186 @@
+package export_test
+
+import (
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/skd-go/skd/config"
+	"github.com/skd-go/skd/export"
+	"github.com/skd-go/skd/infer"
+	"github.com/skd-go/skd/model"
+)
+
+// repoRoot is the module root (this package sits one level below).
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(file))
+}
+
+// seeded builds the configuration's detector with seeded weights that give
+// real detections: the usual initialisation, then (so that folding is
+// exercised) random batch-norm statistics and affine parameters, and a
+// predictor scaled up so that class scores are spread out instead of all
+// near 1/num_classes.
+func seeded(t *testing.T, cfg *config.File, seed int64) *model.FasterRCNN {
+	t.Helper()
+	det, err := model.New(cfg.Model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	det.Init(seed)
+	rng := rand.New(rand.NewSource(seed + 1))
+	for _, p := range det.Reg.Params() {
+		d := p.Data()
+		switch {
+		case strings.HasSuffix(p.Name, ".running_var"), strings.HasSuffix(p.Name, "bn1.weight") || strings.HasSuffix(p.Name, "bn2.weight") ||
+			strings.HasSuffix(p.Name, "bn3.weight") || strings.HasSuffix(p.Name, "downsample.1.weight"):
+			for i := range d {
+				d[i] = 0.5 + rng.Float32()
+			}
+		case strings.HasSuffix(p.Name, ".running_mean"), strings.HasSuffix(p.Name, "bn1.bias") || strings.HasSuffix(p.Name, "bn2.bias") ||
+			strings.HasSuffix(p.Name, "bn3.bias") || strings.HasSuffix(p.Name, "downsample.1.bias"):
+			for i := range d {
+				d[i] = 0.1 * float32(rng.NormFloat64())
+			}
+		}
+	}
+	scale := func(name string, k float32) {
+		p := det.Reg.Get(name)
+		if p == nil {
+			t.Fatalf("no parameter %s", name)
+		}
+		for i, v := range p.Data() {
+			p.Data()[i] = v * k
+		}
+	}
+	scale("rpn.head.cls_logits.weight", 30)
+	scale("roi_heads.box_predictor.cls_score.weight", 30)
+	scale("roi_heads.box_predictor.bbox_pred.weight", 5)
+	return det
+}
+
+// nodeORT returns the node binary and the scripts/onnx directory, or skips
+// the test saying why.
+func nodeORT(t *testing.T) (string, string) {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("ONNX Runtime comparison skipped: node is not on PATH (install Node.js and run `npm ci --ignore-scripts` in scripts/onnx)")
+	}
+	dir := filepath.Join(repoRoot(t), "scripts", "onnx")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "onnxruntime-node")); err != nil {
+		t.Skip("ONNX Runtime comparison skipped: onnxruntime-node is not installed (run `npm ci --ignore-scripts` in scripts/onnx; scripts/test.sh does when node is present)")
+	}
+	return node, dir
+}
+
+func photos(t *testing.T) []string {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join("testdata", "photos", "*.jpg"))
+	if err != nil || len(paths) < 5 {
+		t.Fatalf("test photos missing: %v %v", paths, err)
+	}
+	return paths
+}
+
+// checkAgainstORT exports det, runs it in ONNX Runtime on the photos at the
+// given input sizes and compares with infer.Run (kddetect's path).
+func checkAgainstORT(t *testing.T, cfg *config.File, det *model.FasterRCNN, sizes [][2]int) {
+	node, scripts := nodeORT(t)
+	dir := t.TempDir()
+	onnxPath := filepath.Join(dir, "model.onnx")
+	labels := infer.LabelsFromConfig(cfg)
+	opts := export.Options{Format: cfg.Input.Format, SizeDivisible: cfg.Input.SizeDivisible}
+	for i := 0; i < cfg.Model.RoI.NumClasses; i++ {
+		opts.CategoryIDs = append(opts.CategoryIDs, labels.CategoryID(i))
+	}
+	m, err := export.Build(det.Describe(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := export.WriteFile(onnxPath, m); err != nil {
+		t.Fatal(err)
+	}
+	paths := photos(t)
+	for _, sz := range sizes {
+		c := *cfg
+		c.Input.MinSizeTest, c.Input.MaxSize = sz[0], sz[1]
+		in := filepath.Join(dir, "inputs")
+		os.RemoveAll(in)
+		man, err := export.PrepareInputs(paths, sz[0], sz[1], opts.CategoryIDs, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var refs []infer.ImageRef
+		for _, im := range man.Images {
+			refs = append(refs, infer.ImageRef{Path: im.Path, ID: im.ImageID})
+		}
+		res, bad := infer.Run(det, refs, infer.Options{Transform: infer.TransformConfig(&c, false), Labels: &labels}, nil)
+		if len(bad) > 0 {
+			t.Fatal(bad)
+		}
+		refPath := filepath.Join(dir, "go.json")
+		if err := infer.WriteResultsJSON(refPath, res, labels); err != nil {
+			t.Fatal(err)
+		}
+		ortPath := filepath.Join(dir, "ort.json")
+		cmd := exec.Command(node, filepath.Join(scripts, "ort_detect.js"), "--model", onnxPath, "--inputs", in, "--out", ortPath)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("ort_detect: %v\n%s", err, out)
+		}
+		ref, err := export.ReadResults(refPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := export.ReadResults(ortPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmp := export.Compare(ref, got)
+		t.Logf("min size %d, max size %d: %v", sz[0], sz[1], cmp)
+		for _, u := range cmp.Unmatched {
+			t.Log("  unmatched:", u)
+		}
+		if len(ref) < 20 {
+			t.Errorf("only %d detections from the Go detector: the check needs more", len(ref))
+		}
+		if !cmp.OK() {
+			t.Errorf("ONNX Runtime differs from kddetect: %v; unmatched: %s", cmp, strings.Join(cmp.Unmatched, "; "))
+		}
+	}
+}
+
+func loadConfig(t *testing.T, rel string, sets ...string) *config.File {
+	t.Helper()
+	cfg, _, err := config.LoadFile(filepath.Join(repoRoot(t), rel), sets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestORTQuickstartStudent: the quickstart student (ResNet-18 at half
+// width, training-mode BN folded, aligned adaptive RoIAlign, 6 classes).
+func TestORTQuickstartStudent(t *testing.T) {
+	cfg := loadConfig(t, "configs/quickstart/faster_r18_synth.yaml")
+	det := seeded(t, cfg, 7)
+	checkAgainstORT(t, cfg, det, [][2]int{{320, 352}, {224, 320}})
+}
+
+// TestORTTorchvisionR50 is torchvision's fasterrcnn_resnet50_fpn exactly
+// (91 classes, RoIAlign sampling 2, not aligned) at small input sizes.
+func TestORTTorchvisionR50(t *testing.T) {
+	if testing.Short() && os.Getenv("SKD_ORT_R50") == "" {
+		// about 30 s on 2 cores: scripts/test.sh sets SKD_ORT_R50 when node is present
+		t.Skip("R50 ONNX Runtime comparison skipped in -short mode (set SKD_ORT_R50=1)")
+	}
+	cfg := loadConfig(t, "configs/torchvision/fasterrcnn_resnet50_fpn.yaml")
+	det := seeded(t, cfg, 3)
+	checkAgainstORT(t, cfg, det, [][2]int{{256, 384}, {320, 480}})
+}
