@@ -97,6 +97,9 @@ type exporter struct {
 	d    *model.Description
 	opts Options
 	used map[*layers.Param]bool
+	// convs memoises each convolution's initializers (the RPN head is
+	// shared by the pyramid levels).
+	convs map[*layers.Conv2d][]string
 }
 
 // Build returns the ONNX model of the described detector.
@@ -110,7 +113,7 @@ func Build(d *model.Description, opts Options) (*pb.ModelProto, error) {
 	if opts.SizeDivisible == 0 {
 		opts.SizeDivisible = 32
 	}
-	e := &exporter{graph: newGraph(opts.Opset), d: d, opts: opts, used: map[*layers.Param]bool{}}
+	e := &exporter{graph: newGraph(opts.Opset), d: d, opts: opts, used: map[*layers.Param]bool{}, convs: map[*layers.Conv2d][]string{}}
 	if err := e.check(); err != nil {
 		return nil, err
 	}
@@ -230,6 +233,25 @@ func (e *exporter) param(p *layers.Param) []float32 {
 // conv emits a convolution with its batch norm folded in (running
 // statistics, as inference uses them), an optional residual sum and ReLU.
 func (e *exporter) conv(x string, c *layers.Conv2d, bn *layers.FrozenBN, res string, relu bool) string {
+	in, ok := e.convs[c]
+	if !ok {
+		in = e.convInit(c, bn)
+		e.convs[c] = in
+	}
+	y := e.op1("Conv", append([]string{x}, in...), aInts("kernel_shape", int64(c.KH), int64(c.KW)), aInts("strides", int64(c.Stride), int64(c.StrideW)),
+		aInts("pads", int64(c.Pad), int64(c.PadW), int64(c.Pad), int64(c.PadW)), aInts("dilations", int64(c.Dil), int64(c.DilW_)))
+	if res != "" {
+		y = e.add(y, res)
+	}
+	if relu {
+		y = e.relu(y)
+	}
+	return y
+}
+
+// convInit adds a convolution's weight and bias initializers, its batch
+// norm folded in.
+func (e *exporter) convInit(c *layers.Conv2d, bn *layers.FrozenBN) []string {
 	w := e.param(c.Weight)
 	var bias []float32
 	if c.Bias != nil {
@@ -259,19 +281,11 @@ func (e *exporter) conv(x string, c *layers.Conv2d, bn *layers.FrozenBN, res str
 		}
 		bias = nb
 	}
-	in := []string{x, e.initF(c.Name+".weight", []int64{int64(c.Out), int64(c.In), int64(c.KH), int64(c.KW)}, w)}
+	in := []string{e.initF(c.Name+".weight", []int64{int64(c.Out), int64(c.In), int64(c.KH), int64(c.KW)}, w)}
 	if bias != nil {
 		in = append(in, e.initF(c.Name+".bias", []int64{int64(c.Out)}, bias))
 	}
-	y := e.op1("Conv", in, aInts("kernel_shape", int64(c.KH), int64(c.KW)), aInts("strides", int64(c.Stride), int64(c.StrideW)),
-		aInts("pads", int64(c.Pad), int64(c.PadW), int64(c.Pad), int64(c.PadW)), aInts("dilations", int64(c.Dil), int64(c.DilW_)))
-	if res != "" {
-		y = e.add(y, res)
-	}
-	if relu {
-		y = e.relu(y)
-	}
-	return y
+	return in
 }
 
 func (e *exporter) unit(x string, u backbone.ConvUnit, res string) string {

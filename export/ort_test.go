@@ -35,9 +35,17 @@ func seeded(t *testing.T, cfg *config.File, seed int64) *model.FasterRCNN {
 	}
 	det.Init(seed)
 	rng := rand.New(rand.NewSource(seed + 1))
+	last := ".bn2.weight" // the last BN of a residual branch: small, so that deep bodies stay tame
+	if cfg.Model.Backbone.Depth >= 50 {
+		last = ".bn3.weight"
+	}
 	for _, p := range det.Reg.Params() {
 		d := p.Data()
 		switch {
+		case strings.HasSuffix(p.Name, last):
+			for i := range d {
+				d[i] = 0.1 + 0.2*rng.Float32()
+			}
 		case strings.HasSuffix(p.Name, ".running_var"), strings.HasSuffix(p.Name, "bn1.weight") || strings.HasSuffix(p.Name, "bn2.weight") ||
 			strings.HasSuffix(p.Name, "bn3.weight") || strings.HasSuffix(p.Name, "downsample.1.weight"):
 			for i := range d {
@@ -92,11 +100,15 @@ func photos(t *testing.T) []string {
 // checkAgainstORT exports det, runs it in ONNX Runtime on the photos at the
 // given input sizes and compares with infer.Run (kddetect's path).
 func checkAgainstORT(t *testing.T, cfg *config.File, det *model.FasterRCNN, sizes [][2]int) {
+	checkAgainstORTOpset(t, cfg, det, sizes, 0)
+}
+
+func checkAgainstORTOpset(t *testing.T, cfg *config.File, det *model.FasterRCNN, sizes [][2]int, opset int) {
 	node, scripts := nodeORT(t)
 	dir := t.TempDir()
 	onnxPath := filepath.Join(dir, "model.onnx")
 	labels := infer.LabelsFromConfig(cfg)
-	opts := export.Options{Format: cfg.Input.Format, SizeDivisible: cfg.Input.SizeDivisible}
+	opts := export.Options{Opset: opset, Format: cfg.Input.Format, SizeDivisible: cfg.Input.SizeDivisible}
 	for i := 0; i < cfg.Model.RoI.NumClasses; i++ {
 		opts.CategoryIDs = append(opts.CategoryIDs, labels.CategoryID(i))
 	}
@@ -183,4 +195,24 @@ func TestORTTorchvisionR50(t *testing.T) {
 	cfg := loadConfig(t, "configs/torchvision/fasterrcnn_resnet50_fpn.yaml")
 	det := seeded(t, cfg, 3)
 	checkAgainstORT(t, cfg, det, [][2]int{{256, 384}, {320, 480}})
+}
+
+// TestORTOpset13: the lowest opset (RoiAlign without the half-pixel mode,
+// so the student with torchvision's unaligned RoIAlign).
+func TestORTOpset13(t *testing.T) {
+	cfg := loadConfig(t, "configs/quickstart/faster_r18_synth.yaml", "model.roi_heads.aligned=false", "model.roi_heads.sampling_ratio=2")
+	det := seeded(t, cfg, 11)
+	checkAgainstORTOpset(t, cfg, det, [][2]int{{288, 352}}, export.MinOpset)
+}
+
+// TestORTDetectron2Style: configs/faster_r50_fpn_1x_coco.yaml's settings
+// (aligned adaptive RoIAlign, detectron2's level formula, 81 classes) on a
+// quarter-width bottleneck ResNet-50 with the stride on the 1x1 conv and
+// caffe-format input, small enough for every test run.
+func TestORTDetectron2Style(t *testing.T) {
+	cfg := loadConfig(t, "configs/faster_r50_fpn_1x_coco.yaml", "model.backbone.width_mult=0.25", "model.backbone.stride_in_1x1=true",
+		"model.fpn_channels=64", "model.roi_heads.representation_size=256", "input.format=caffe",
+		"model.rpn.pre_nms_top_n_test=500", "model.rpn.post_nms_top_n_test=300")
+	det := seeded(t, cfg, 5)
+	checkAgainstORT(t, cfg, det, [][2]int{{256, 384}})
 }
