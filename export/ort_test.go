@@ -104,6 +104,27 @@ func checkAgainstORT(t *testing.T, cfg *config.File, det *model.FasterRCNN, size
 }
 
 func checkAgainstORTOpset(t *testing.T, cfg *config.File, det *model.FasterRCNN, sizes [][2]int, opset int) {
+	for _, sz := range sizes {
+		ref, got := runBoth(t, cfg, det, sz, opset)
+		cmp := export.Compare(ref, got)
+		t.Logf("min size %d, max size %d: %v", sz[0], sz[1], cmp)
+		for _, u := range cmp.Unmatched {
+			t.Log("  unmatched:", u)
+		}
+		if len(ref) < 20 {
+			t.Errorf("only %d detections from the Go detector: the check needs more", len(ref))
+		}
+		if !cmp.OK() {
+			t.Errorf("ONNX Runtime differs from kddetect: %v", cmp)
+		}
+	}
+}
+
+// runBoth exports det, runs it in ONNX Runtime on the photos resized to
+// sz (min, max) and runs infer.Run (kddetect's path) on the same photos;
+// it returns both results.
+func runBoth(t *testing.T, cfg *config.File, det *model.FasterRCNN, sz [2]int, opset int) (ref, got []export.Result) {
+	t.Helper()
 	node, scripts := nodeORT(t)
 	dir := t.TempDir()
 	onnxPath := filepath.Join(dir, "model.onnx")
@@ -119,53 +140,37 @@ func checkAgainstORTOpset(t *testing.T, cfg *config.File, det *model.FasterRCNN,
 	if err := export.WriteFile(onnxPath, m); err != nil {
 		t.Fatal(err)
 	}
-	paths := photos(t)
-	for _, sz := range sizes {
-		c := *cfg
-		c.Input.MinSizeTest, c.Input.MaxSize = sz[0], sz[1]
-		in := filepath.Join(dir, "inputs")
-		os.RemoveAll(in)
-		man, err := export.PrepareInputs(paths, sz[0], sz[1], opts.CategoryIDs, in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var refs []infer.ImageRef
-		for _, im := range man.Images {
-			refs = append(refs, infer.ImageRef{Path: im.Path, ID: im.ImageID})
-		}
-		res, bad := infer.Run(det, refs, infer.Options{Transform: infer.TransformConfig(&c, false), Labels: &labels}, nil)
-		if len(bad) > 0 {
-			t.Fatal(bad)
-		}
-		refPath := filepath.Join(dir, "go.json")
-		if err := infer.WriteResultsJSON(refPath, res, labels); err != nil {
-			t.Fatal(err)
-		}
-		ortPath := filepath.Join(dir, "ort.json")
-		cmd := exec.Command(node, filepath.Join(scripts, "ort_detect.js"), "--model", onnxPath, "--inputs", in, "--out", ortPath)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("ort_detect: %v\n%s", err, out)
-		}
-		ref, err := export.ReadResults(refPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := export.ReadResults(ortPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmp := export.Compare(ref, got)
-		t.Logf("min size %d, max size %d: %v", sz[0], sz[1], cmp)
-		for _, u := range cmp.Unmatched {
-			t.Log("  unmatched:", u)
-		}
-		if len(ref) < 20 {
-			t.Errorf("only %d detections from the Go detector: the check needs more", len(ref))
-		}
-		if !cmp.OK() {
-			t.Errorf("ONNX Runtime differs from kddetect: %v; unmatched: %s", cmp, strings.Join(cmp.Unmatched, "; "))
-		}
+	c := *cfg
+	c.Input.MinSizeTest, c.Input.MaxSize = sz[0], sz[1]
+	in := filepath.Join(dir, "inputs")
+	man, err := export.PrepareInputs(photos(t), sz[0], sz[1], opts.CategoryIDs, in)
+	if err != nil {
+		t.Fatal(err)
 	}
+	var refs []infer.ImageRef
+	for _, im := range man.Images {
+		refs = append(refs, infer.ImageRef{Path: im.Path, ID: im.ImageID})
+	}
+	res, bad := infer.Run(det, refs, infer.Options{Transform: infer.TransformConfig(&c, false), Labels: &labels}, nil)
+	if len(bad) > 0 {
+		t.Fatal(bad)
+	}
+	refPath := filepath.Join(dir, "go.json")
+	if err := infer.WriteResultsJSON(refPath, res, labels); err != nil {
+		t.Fatal(err)
+	}
+	ortPath := filepath.Join(dir, "ort.json")
+	cmd := exec.Command(node, filepath.Join(scripts, "ort_detect.js"), "--model", onnxPath, "--inputs", in, "--out", ortPath)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ort_detect: %v\n%s", err, out)
+	}
+	if ref, err = export.ReadResults(refPath); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = export.ReadResults(ortPath); err != nil {
+		t.Fatal(err)
+	}
+	return ref, got
 }
 
 func loadConfig(t *testing.T, rel string, sets ...string) *config.File {
@@ -215,4 +220,18 @@ func TestORTDetectron2Style(t *testing.T) {
 		"model.rpn.pre_nms_top_n_test=500", "model.rpn.post_nms_top_n_test=300")
 	det := seeded(t, cfg, 5)
 	checkAgainstORT(t, cfg, det, [][2]int{{256, 384}})
+}
+
+// TestORTEmpty: no detection survives (score threshold 1), and no
+// proposal survives (RPN score threshold 1): the graph runs on empty
+// tensors and returns nothing, as the Go detector.
+func TestORTEmpty(t *testing.T) {
+	for _, set := range []string{"model.roi_heads.score_thresh=1", "model.rpn.score_thresh=1"} {
+		cfg := loadConfig(t, "configs/quickstart/faster_r18_synth.yaml", set)
+		det := seeded(t, cfg, 7)
+		ref, got := runBoth(t, cfg, det, [2]int{224, 320}, 0)
+		if len(ref) != 0 || len(got) != 0 {
+			t.Errorf("%s: %d detections from Go, %d from ONNX Runtime; want none", set, len(ref), len(got))
+		}
+	}
 }
