@@ -104,8 +104,9 @@ func checkAgainstORT(t *testing.T, cfg *config.File, det *model.FasterRCNN, size
 }
 
 func checkAgainstORTOpset(t *testing.T, cfg *config.File, det *model.FasterRCNN, sizes [][2]int, opset int) {
+	onnxPath := exportTo(t, cfg, det, opset)
 	for _, sz := range sizes {
-		ref, got := runBoth(t, cfg, det, sz, opset)
+		ref, got := runBoth(t, cfg, det, sz, onnxPath)
 		cmp := export.Compare(ref, got)
 		t.Logf("min size %d, max size %d: %v", sz[0], sz[1], cmp)
 		for _, u := range cmp.Unmatched {
@@ -120,30 +121,44 @@ func checkAgainstORTOpset(t *testing.T, cfg *config.File, det *model.FasterRCNN,
 	}
 }
 
-// runBoth exports det, runs it in ONNX Runtime on the photos resized to
-// sz (min, max) and runs infer.Run (kddetect's path) on the same photos;
-// it returns both results.
-func runBoth(t *testing.T, cfg *config.File, det *model.FasterRCNN, sz [2]int, opset int) (ref, got []export.Result) {
-	t.Helper()
-	node, scripts := nodeORT(t)
-	dir := t.TempDir()
-	onnxPath := filepath.Join(dir, "model.onnx")
+// categoryIDs lists the config's category id per label.
+func categoryIDs(cfg *config.File) []int64 {
 	labels := infer.LabelsFromConfig(cfg)
-	opts := export.Options{Opset: opset, Format: cfg.Input.Format, SizeDivisible: cfg.Input.SizeDivisible}
+	var ids []int64
 	for i := 0; i < cfg.Model.RoI.NumClasses; i++ {
-		opts.CategoryIDs = append(opts.CategoryIDs, labels.CategoryID(i))
+		ids = append(ids, labels.CategoryID(i))
 	}
-	m, err := export.Build(det.Describe(), opts)
+	return ids
+}
+
+// exportTo writes det as an ONNX model into a temporary directory.
+func exportTo(t *testing.T, cfg *config.File, det *model.FasterRCNN, opset int) string {
+	t.Helper()
+	nodeORT(t) // skip before the work when ONNX Runtime is missing
+	m, err := export.Build(det.Describe(), export.Options{Opset: opset, Format: cfg.Input.Format,
+		SizeDivisible: cfg.Input.SizeDivisible, CategoryIDs: categoryIDs(cfg)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := export.WriteFile(onnxPath, m); err != nil {
+	p := filepath.Join(t.TempDir(), "model.onnx")
+	if err := export.WriteFile(p, m); err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+// runBoth runs the exported model in ONNX Runtime on the photos resized to
+// sz (min, max), and infer.Run (kddetect's path) on the same photos; it
+// returns both results.
+func runBoth(t *testing.T, cfg *config.File, det *model.FasterRCNN, sz [2]int, onnxPath string) (ref, got []export.Result) {
+	t.Helper()
+	node, scripts := nodeORT(t)
+	dir := t.TempDir()
+	labels := infer.LabelsFromConfig(cfg)
 	c := *cfg
 	c.Input.MinSizeTest, c.Input.MaxSize = sz[0], sz[1]
 	in := filepath.Join(dir, "inputs")
-	man, err := export.PrepareInputs(photos(t), sz[0], sz[1], opts.CategoryIDs, in)
+	man, err := export.PrepareInputs(photos(t), sz[0], sz[1], categoryIDs(cfg), in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +244,7 @@ func TestORTEmpty(t *testing.T) {
 	for _, set := range []string{"model.roi_heads.score_thresh=1", "model.rpn.score_thresh=1"} {
 		cfg := loadConfig(t, "configs/quickstart/faster_r18_synth.yaml", set)
 		det := seeded(t, cfg, 7)
-		ref, got := runBoth(t, cfg, det, [2]int{224, 320}, 0)
+		ref, got := runBoth(t, cfg, det, [2]int{224, 320}, exportTo(t, cfg, det, 0))
 		if len(ref) != 0 || len(got) != 0 {
 			t.Errorf("%s: %d detections from Go, %d from ONNX Runtime; want none", set, len(ref), len(got))
 		}
