@@ -153,7 +153,7 @@ func exportModel(cfgPath, weights, out string, opset int, sets []string, stdout,
 	if rep != nil && len(rep.Unexpected) > 0 {
 		fmt.Fprintf(stderr, "kdexport: note: %d keys of %s are not used by the model\n", len(rep.Unexpected), weights)
 	}
-	m, err := export.Build(det.Describe(), Options(cfg, opset, fmt.Sprintf("config %s, weights %s", cfgPath, weights)))
+	m, err := export.Build(det.Describe(), exportOptions(cfg, opset, fmt.Sprintf("config %s, weights %s", cfgPath, weights)))
 	if err != nil {
 		return err
 	}
@@ -170,8 +170,8 @@ func exportModel(cfgPath, weights, out string, opset int, sets []string, stdout,
 	return nil
 }
 
-// Options maps a configuration onto the exporter's options.
-func Options(cfg *config.File, opset int, doc string) export.Options {
+// exportOptions maps a configuration onto the exporter's options.
+func exportOptions(cfg *config.File, opset int, doc string) export.Options {
 	labels := infer.LabelsFromConfig(cfg)
 	o := export.Options{Opset: opset, Format: cfg.Input.Format, SizeDivisible: cfg.Input.SizeDivisible,
 		MinSizeTest: cfg.Input.MinSizeTest, MaxSize: cfg.Input.MaxSize, Doc: doc}
