@@ -200,6 +200,7 @@ func loadConfig(t *testing.T, rel string, sets ...string) *config.File {
 // TestORTQuickstartStudent: the quickstart student (ResNet-18 at half
 // width, training-mode BN folded, aligned adaptive RoIAlign, 6 classes).
 func TestORTQuickstartStudent(t *testing.T) {
+	nodeORT(t) // skips without node and onnxruntime-node
 	cfg := loadConfig(t, "configs/quickstart/faster_r18_synth.yaml")
 	det := seeded(t, cfg, 7)
 	checkAgainstORT(t, cfg, det, [][2]int{{320, 352}, {224, 320}})
@@ -208,6 +209,7 @@ func TestORTQuickstartStudent(t *testing.T) {
 // TestORTTorchvisionR50 is torchvision's fasterrcnn_resnet50_fpn exactly
 // (91 classes, RoIAlign sampling 2, not aligned) at small input sizes.
 func TestORTTorchvisionR50(t *testing.T) {
+	nodeORT(t) // skips without node and onnxruntime-node
 	if testing.Short() && os.Getenv("SKD_ORT_R50") == "" {
 		// about 30 s on 2 cores: scripts/test.sh sets SKD_ORT_R50 when node is present
 		t.Skip("R50 ONNX Runtime comparison skipped in -short mode (set SKD_ORT_R50=1)")
@@ -220,6 +222,7 @@ func TestORTTorchvisionR50(t *testing.T) {
 // TestORTOpset13: the lowest opset (RoiAlign without the half-pixel mode,
 // so the student with torchvision's unaligned RoIAlign).
 func TestORTOpset13(t *testing.T) {
+	nodeORT(t) // skips without node and onnxruntime-node
 	cfg := loadConfig(t, "configs/quickstart/faster_r18_synth.yaml", "model.roi_heads.aligned=false", "model.roi_heads.sampling_ratio=2")
 	det := seeded(t, cfg, 11)
 	checkAgainstORTOpset(t, cfg, det, [][2]int{{288, 352}}, export.MinOpset)
@@ -230,6 +233,7 @@ func TestORTOpset13(t *testing.T) {
 // quarter-width bottleneck ResNet-50 with the stride on the 1x1 conv and
 // caffe-format input, small enough for every test run.
 func TestORTDetectron2Style(t *testing.T) {
+	nodeORT(t) // skips without node and onnxruntime-node
 	cfg := loadConfig(t, "configs/faster_r50_fpn_1x_coco.yaml", "model.backbone.width_mult=0.25", "model.backbone.stride_in_1x1=true",
 		"model.fpn_channels=64", "model.roi_heads.representation_size=256", "input.format=caffe",
 		"model.rpn.pre_nms_top_n_test=500", "model.rpn.post_nms_top_n_test=300")
@@ -241,6 +245,7 @@ func TestORTDetectron2Style(t *testing.T) {
 // proposal survives (RPN score threshold 1): the graph runs on empty
 // tensors and returns nothing, as the Go detector.
 func TestORTEmpty(t *testing.T) {
+	nodeORT(t) // skips without node and onnxruntime-node
 	for _, set := range []string{"model.roi_heads.score_thresh=1", "model.rpn.score_thresh=1"} {
 		cfg := loadConfig(t, "configs/quickstart/faster_r18_synth.yaml", set)
 		det := seeded(t, cfg, 7)
