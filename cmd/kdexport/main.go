@@ -27,8 +27,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -203,7 +201,7 @@ func prepare(cfgPath string, images []string, out string, sets []string, stdout 
 	if err != nil {
 		return err
 	}
-	paths, err := collectImages(images)
+	paths, err := infer.CollectImages(images)
 	if err != nil {
 		return err
 	}
@@ -214,47 +212,6 @@ func prepare(cfgPath string, images []string, out string, sets []string, stdout 
 	}
 	fmt.Fprintf(stdout, "%d images -> %s/manifest.json\n", len(m.Images), out)
 	return nil
-}
-
-// collectImages expands directories (not recursively) into .jpg, .jpeg and
-// .png files, sorted, as kddetect.
-func collectImages(args []string) ([]string, error) {
-	seen := map[string]bool{}
-	var out []string
-	for _, a := range args {
-		st, err := os.Stat(a)
-		if err != nil {
-			return nil, fmt.Errorf("--images: %w", err)
-		}
-		var files []string
-		if st.IsDir() {
-			entries, err := os.ReadDir(a)
-			if err != nil {
-				return nil, fmt.Errorf("--images %s: %w", a, err)
-			}
-			for _, e := range entries {
-				switch strings.ToLower(filepath.Ext(e.Name())) {
-				case ".jpg", ".jpeg", ".png":
-					if !e.IsDir() {
-						files = append(files, filepath.Join(a, e.Name()))
-					}
-				}
-			}
-			if len(files) == 0 {
-				return nil, fmt.Errorf("--images %s: no .jpg, .jpeg or .png files in the directory", a)
-			}
-		} else {
-			files = []string{a}
-		}
-		for _, p := range files {
-			if c := filepath.Clean(p); !seen[c] {
-				seen[c] = true
-				out = append(out, c)
-			}
-		}
-	}
-	sort.Strings(out)
-	return out, nil
 }
 
 func compareFiles(refPath, gotPath string, stdout io.Writer) error {
