@@ -6,9 +6,10 @@
 //	kdexport inputs --config C.yaml --images DIR|FILE... --out DIR [--set k=v]...
 //	kdexport compare REFERENCE.json OTHER.json
 //
-// --weights takes what kddetect takes (safetensors checkpoints, work
-// directories, torchvision .pth state dicts). The model is written to a
-// temporary file and renamed, so a failed export leaves no file.
+// --weights takes what kddetect takes (the project's safetensors weights,
+// e.g. a distillation run's student_final.safetensors, and torchvision .pth
+// state dicts). The model is written to a temporary file and renamed, so a
+// failed export leaves no file.
 //
 // `inputs` writes, for each image, the resized RGB tensor the model takes
 // (the resize stays outside the graph) and a manifest.json, in kddetect's
