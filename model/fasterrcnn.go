@@ -254,7 +254,8 @@ func (d *FasterRCNN) build(train bool, n, h, w int) (*Program, error) {
 		p.roiBox = &layers.BoxTargets{CommonStride: 1}
 	}
 	rois := b.Host("proposals", []int{p.kmax, 5}, p.proposalsFn, append(append([]*G.Node{}, objs...), deltas...)...)
-	pcfg := d.poolerConfig()
+	pcfg := layers.RoIAlignConfig{OutputSize: cfg.RoI.PoolSize, SamplingRatio: cfg.RoI.SamplingRatio, Aligned: cfg.RoI.Aligned,
+		CanonicalScale: cfg.RoI.CanonicalScale, CanonicalLevel: 4, Eps: cfg.RoI.LevelMapperEps, EpsInsideLog: cfg.LevelMapperEpsInsideLog}
 	pooled := b.MultiScaleRoIAlign(rois, p.Feats[:4], h, w, pcfg)
 	f6 := b.Linear(pooled, d.FC6, true)
 	f7 := b.Linear(f6, d.FC7, true)
