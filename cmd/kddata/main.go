@@ -98,7 +98,7 @@ annotations in DIR/annotations/instances_{train,val}.json. Five classes
 clusters. The same seed gives identical files. If DIR already holds a set made
 with the same options nothing is done; a directory holding anything else is
 refused.`,
-		Args:  noArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
 				return fmt.Errorf("--out is required")

@@ -35,8 +35,8 @@ import (
 
 	"github.com/skd-go/skd/cocoeval"
 	"github.com/skd-go/skd/config"
-	"github.com/skd-go/skd/data/synth"
 	"github.com/skd-go/skd/data"
+	"github.com/skd-go/skd/data/synth"
 	"github.com/skd-go/skd/infer"
 	"github.com/skd-go/skd/train"
 )
