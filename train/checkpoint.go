@@ -279,7 +279,10 @@ func ResolveCheckpoint(p string) (string, error) {
 		}
 		return "", fmt.Errorf("resume: %w", err)
 	}
-	dir := filepath.Join(p, strings.TrimSpace(string(raw)))
+	dir := strings.TrimSpace(string(raw))
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(p, dir)
+	}
 	if complete(dir) {
 		return dir, nil
 	}

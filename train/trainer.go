@@ -221,7 +221,9 @@ func (t *Trainer) resume(which string) error {
 	}
 	t.State = *st
 	t.State.ConfigHash = t.hash
-	t.checkpointSaved(dir) // good once its weights give a finite loss
+	if err := t.resumedFrom(dir); err != nil { // workdir.go
+		return err
+	}
 	t.Log.Info("resumed", "checkpoint", dir, "iter", st.Iter)
 	return t.truncateMetrics(st.Iter)
 }

@@ -140,6 +140,32 @@ func (t *Trainer) checkpointSaved(dir string) {
 	}
 }
 
+// resumedFrom makes last_checkpoint name dir, the checkpoint a run
+// resumed from (relative to the work dir when inside it, else absolute),
+// so that a kill before the next checkpoint resumes from it again and not
+// from a later checkpoint of the abandoned continuation (after --resume
+// of an earlier checkpoint). Until its weights give a finite loss it is
+// not known to be good.
+func (t *Trainer) resumedFrom(dir string) error {
+	t.checkpointSaved(dir)
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	wd, err := filepath.Abs(t.WorkDir)
+	if err != nil {
+		return err
+	}
+	name := abs
+	if rel, err := filepath.Rel(wd, abs); err == nil && !strings.HasPrefix(rel, "..") {
+		name = rel
+	}
+	if err := writeAtomic(filepath.Join(t.WorkDir, LastPointer), []byte(name+"\n")); err != nil {
+		return fmt.Errorf("resume: %s: %w", LastPointer, err)
+	}
+	return nil
+}
+
 // lossFinite records that the current weights gave a finite loss: the
 // checkpoint holding them (if one was saved) is good.
 func (t *Trainer) lossFinite() {
