@@ -318,3 +318,36 @@ func stateIter(t *testing.T, dir string) int64 {
 	}
 	return st.Iter
 }
+
+// TestFailedFinalEvaluationKeepsFinal: when the final evaluation fails,
+// model_final is already written (issue 12: the last iterations were
+// lost), and --resume redoes the evaluation.
+func TestFailedFinalEvaluationKeepsFinal(t *testing.T) {
+	cfgPath, work := tinySetup(t, "")
+	cfg, resolved, err := config.LoadFile(cfgPath, []string{"solver.max_iter=4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := train.New(train.Options{Config: cfg, Resolved: resolved, Out: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the val split passed the start checks; it breaks during training
+	bad := filepath.Join(t.TempDir(), "val.json")
+	os.WriteFile(bad, []byte(`{"images": [`), 0o644)
+	tr.ValAnn = bad
+	err = tr.Run()
+	if err == nil || !strings.Contains(err.Error(), "evaluation at iteration 4") {
+		t.Fatalf("run with a broken val split: %v", err)
+	}
+	if it := stateIter(t, filepath.Join(work, "checkpoints", "model_final")); it != 4 {
+		t.Errorf("model_final holds iteration %d, want 4", it)
+	}
+	if dir, err := train.ResolveCheckpoint(work); err != nil || filepath.Base(dir) != "model_final" {
+		t.Errorf("last_checkpoint: %q %v", dir, err)
+	}
+	code, out := runCmd(t, nil, "--config", cfgPath, "--set", "solver.max_iter=4", "--resume")
+	if code != 0 || !strings.Contains(out, "eval iter 4") {
+		t.Errorf("--resume after a failed final evaluation: exit %d\n%s", code, out)
+	}
+}
