@@ -100,7 +100,6 @@ func TestImageHeaderLimit(t *testing.T) {
 	}
 }
 
-
 // TestLoaderStopsWhenNothingReadable: a training loader over a set none
 // of whose images can be read returns an ErrUnreadable error naming
 // examples instead of looping forever, and logs each image once (issue 12:
