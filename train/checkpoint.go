@@ -372,6 +372,10 @@ func writeAtomicSteps(p string, b []byte, f *faultPoints) error {
 	return nil
 }
 
+// ErrCorrupt marks a checkpoint file whose SHA-256 differs from the one
+// recorded when it was written.
+var ErrCorrupt = errors.New("corrupt")
+
 // VerifyCheckpoint checks the SHA-256 of each file of a checkpoint
 // against the sums its state.json records (format 2; older checkpoints
 // carry none and pass).
@@ -390,8 +394,8 @@ func VerifyCheckpoint(dir string, st *State) error {
 			return fmt.Errorf("checkpoint %s: %w", dir, err)
 		}
 		if sum != st.SHA256[file] {
-			return fmt.Errorf("checkpoint %s: %s is corrupt: its SHA-256 is %s but %s records %s (the file changed after it was written; resume from another checkpoint)",
-				dir, file, sum, StateFile, st.SHA256[file])
+			return fmt.Errorf("checkpoint %s: %s is %w: its SHA-256 is %s but %s records %s (the file changed after it was written; use another checkpoint)",
+				dir, file, ErrCorrupt, sum, StateFile, st.SHA256[file])
 		}
 	}
 	return nil

@@ -212,9 +212,9 @@ func detect(o *options, stdout, stderr io.Writer) error {
 	// a checkpoint directory or a work dir stands for its weights file
 	w, err := train.ResolveWeights(o.weights)
 	if err != nil {
-		return fmt.Errorf("--weights %s is a directory without model.safetensors or a last_checkpoint naming one: %w", o.weights, err)
-	}
-	if err := train.VerifyWeightsFile(w); err != nil {
+		if st, _ := os.Stat(o.weights); st != nil && st.IsDir() && !errors.Is(err, train.ErrCorrupt) {
+			return fmt.Errorf("--weights %s is a directory without model.safetensors or a last_checkpoint naming one: %w", o.weights, err)
+		}
 		return err
 	}
 	o.weights = w
