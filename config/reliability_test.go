@@ -71,6 +71,15 @@ func TestValidateNamesKey(t *testing.T) {
 		{"data.max_unreadable=2", "data.max_unreadable is 2"},
 		{"train.checkpoint_period=-1", "train.checkpoint_period is -1"},
 		{"distill.weight=.nan", "distill.weight is NaN"},
+		{"distill.options={tau: .inf}", "distill.options.tau is +Inf"},
+		{"model.rpn.nms_thresh=.nan", "model.rpn.nms_thresh is NaN"},
+		{"model.roi_heads.score_thresh=.nan", "model.roi_heads.score_thresh is NaN"},
+		{"model.backbone.width_mult=.nan", "model.backbone.width_mult is NaN"},
+		{"model.rpn.anchor_sizes=[[32], [.nan]]", "model.rpn.anchor_sizes[1][0] is NaN"},
+		{"model.rpn.anchor_sizes=[[32], [-64]]", "model.rpn.anchor_sizes[1][0] is -64"},
+		{"model.rpn.post_nms_top_n_test=0", "model.rpn.post_nms_top_n_test is 0"},
+		{"model.rpn.positive_fraction=0", "model.rpn.positive_fraction is 0"},
+		{"model.roi_heads.batch_size_per_image=-1", "model.roi_heads.batch_size_per_image is -1"},
 	}
 	for _, c := range cases {
 		_, _, err := LoadFile(p, []string{c.set})

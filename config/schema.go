@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"math"
+	"reflect"
 
 	"github.com/skd-go/skd/model"
 )
@@ -170,6 +171,12 @@ const defaultMaxImagePixels = 178956970
 // Validate checks the sections that have no validation of their own. Each
 // error names the key (or the keys) at fault and the value found.
 func (f *File) Validate() error {
+	if err := checkFinite(reflect.ValueOf(f).Elem(), ""); err != nil {
+		return err
+	}
+	if err := checkModelKeys(&f.Model); err != nil {
+		return err
+	}
 	if err := f.Model.Validate(); err != nil {
 		return err
 	}

@@ -34,6 +34,12 @@ func lockDir(dir string) (*dirLock, error) {
 			return nil, fmt.Errorf("%w: %s is in use by another run (pid %s holds %s): wait for it to end, or choose another train.work_dir",
 				ErrWorkDirInUse, dir, pid, p)
 		}
+		if errors.Is(err, unix.ENOLCK) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
+			// a file system without flock (some network mounts): run
+			// unlocked rather than not at all
+			fmt.Fprintf(os.Stderr, "warning: work dir %s cannot be locked (%v); make sure no other run uses it\n", dir, err)
+			return &dirLock{}, nil
+		}
 		return nil, fmt.Errorf("work dir %s: lock %s: %w", dir, p, err)
 	}
 	if err := f.Truncate(0); err == nil {
