@@ -393,3 +393,24 @@ func TestFailedFinalEvaluationKeepsFinal(t *testing.T) {
 		t.Errorf("--resume after a failed final evaluation: exit %d\n%s", code, out)
 	}
 }
+
+// TestValSetCheckedAtStart: a broken val split is an error (exit 2)
+// before the first iteration, not after the last (issue 12).
+func TestValSetCheckedAtStart(t *testing.T) {
+	cfg, work := tinySetup(t, "")
+	badAnn := filepath.Join(t.TempDir(), "val.json")
+	os.WriteFile(badAnn, []byte(`{"images": [{"id": 1, "file_name": "a.jpg", "width": 10}]`), 0o644)
+	for _, c := range []struct{ set, want string }{
+		{"data.val.ann=" + badAnn, badAnn},
+		{"data.val.images=" + t.TempDir(), "check data.val.images"},
+		{"model.roi_heads.num_classes=9", "val split"},
+	} {
+		code, out := runCmd(t, nil, "--config", cfg, "--set", c.set)
+		if code != 2 || !strings.Contains(out, c.want) {
+			t.Errorf("--set %s: exit %d, want 2 and %q\n%s", c.set, code, c.want, out)
+		}
+		if raw, _ := os.ReadFile(filepath.Join(work, "metrics.jsonl")); len(raw) != 0 {
+			t.Fatalf("--set %s: iterations ran before the val split was checked", c.set)
+		}
+	}
+}
