@@ -36,7 +36,13 @@ var ErrWorkDirHoldsRun = errors.New("work dir holds a run")
 // (another run on it is refused, naming its pid), refuses a fresh run in a
 // work dir holding one unless Options.Force moves that run aside to
 // DIR.old-TIMESTAMP, and recovers interrupted checkpoint writes.
-func (t *Trainer) openWorkDir() error {
+func (t *Trainer) openWorkDir() (err error) {
+	defer func() {
+		if err != nil {
+			t.Close()
+			t.wd = nil
+		}
+	}()
 	dir := t.WorkDir
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("work dir %s: %w", dir, err)
@@ -54,8 +60,6 @@ func (t *Trainer) openWorkDir() error {
 	if t.opts.Resume == "" {
 		if what := holdsRun(dir); what != "" {
 			if !t.opts.Force {
-				lk.release()
-				t.wd = nil
 				return fmt.Errorf("%w: %s already holds a run (%s): pass --resume to continue it, or --force to move it aside to %s.old-TIMESTAMP and start afresh (or choose another train.work_dir)",
 					ErrWorkDirHoldsRun, dir, what, filepath.Clean(dir))
 			}
@@ -87,9 +91,9 @@ func (t *Trainer) moveAside() error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("work dir %s: %w", dir, err)
 	}
+	t.wd.lock = nil
 	lk, err := lockDir(dir)
 	if err != nil {
-		t.wd = nil
 		return err
 	}
 	t.wd.lock = lk
