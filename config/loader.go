@@ -377,12 +377,23 @@ func applySets(tree map[string]any, sets []string, orig origins) error {
 				if ok {
 					delete(orig, strings.Join(parts[:i+1], "."))
 				}
+				if orig != nil { // a key this entry creates comes from --set
+					orig[strings.Join(parts[:i+1], ".")] = SetSource
+				}
 				continue
 			}
 			return &Error{File: SetSource, Path: key,
 				Msg: fmt.Sprintf("entry %q: %q is %s, not a mapping", s, strings.Join(parts[:i+1], "."), describe(next))}
 		}
 		last := parts[len(parts)-1]
+		if vm, ok := val.(map[string]any); ok {
+			if dm, ok := m[last].(map[string]any); ok {
+				// a mapping merges into the mapping it sets, as _base_
+				// merging does (the keys it leaves out keep their values)
+				merge(dm, vm, key, orig, SetSource)
+				continue
+			}
+		}
 		_, existed := m[last]
 		m[last] = val
 		orig.record(key, val, SetSource, existed)

@@ -245,7 +245,8 @@ func TestApplySets(t *testing.T) {
 		{"solver.learning_rate=0.02", "solver.learning_rate", 0.02},
 		{"flag=true", "flag", true},
 		{"solver.steps=[60000,80000]", "solver.steps", []any{60000, 80000}},
-		{"model.anchors={a: 1, b: [x]}", "model.anchors", map[string]any{"a": 1, "b": []any{"x"}}},
+		// a mapping merges into the mapping it sets (as _base_ merging does)
+		{"model.anchors={a: 1, b: [x]}", "model.anchors", map[string]any{"a": 1, "b": []any{"x"}, "sizes": []any{1}}},
 		{`name="text with spaces"`, "name", "text with spaces"},
 		{"name=plain", "name", "plain"},
 		{`name="3"`, "name", "3"},

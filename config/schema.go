@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"math"
+	"reflect"
 
 	"github.com/skd-go/skd/model"
 )
@@ -69,6 +71,14 @@ type DataConfig struct {
 	ClassNames []string `yaml:"class_names"`
 	// AspectGrouping batches wide and tall images separately.
 	AspectGrouping bool `yaml:"aspect_grouping"`
+	// MaxImagePixels refuses images whose header claims more than this
+	// many pixels (width x height) before decoding them (PIL's
+	// decompression-bomb limit by default).
+	MaxImagePixels int64 `yaml:"max_image_pixels"`
+	// MaxUnreadable is the fraction of training images that may be
+	// skipped as unreadable before training stops with an error naming
+	// examples (each skip is logged once).
+	MaxUnreadable float64 `yaml:"max_unreadable"`
 }
 
 // SolverConfig is SGD with momentum, warmup and multi-step decay.
@@ -131,7 +141,8 @@ func Default() File {
 	return File{
 		Model: model.Defaults(),
 		Input: InputConfig{Format: "torchvision", MinSize: []int{800}, MinSizeTest: 800, MaxSize: 1333, SizeDivisible: 32, FlipProb: 0.5},
-		Data:  DataConfig{Workers: 2, Labels: "contiguous", AspectGrouping: true},
+		Data: DataConfig{Workers: 2, Labels: "contiguous", AspectGrouping: true, MaxImagePixels: defaultMaxImagePixels,
+			MaxUnreadable: 0.01},
 		Solver: SolverConfig{IMSPerBatch: 16, BaseLR: 0.02, Momentum: 0.9, WeightDecay: 1e-4, WarmupIters: 1000,
 			WarmupFactor: 0.001, Steps: []int{60000, 80000}, Gamma: 0.1, MaxIter: 90000},
 		Train:   TrainConfig{WorkDir: "work_dirs/default", Seed: 0, LogPeriod: 20, CheckpointPeriod: 5000, EvalPeriod: 0},
@@ -156,30 +167,103 @@ func LoadFile(path string, sets []string) (*File, []byte, error) {
 	return &f, resolved, nil
 }
 
-// Validate checks the sections that have no validation of their own.
+// defaultMaxImagePixels is data.DefaultMaxImagePixels (PIL's limit).
+const defaultMaxImagePixels = 178956970
+
+// Validate checks the sections that have no validation of their own. Each
+// error names the key (or the keys) at fault and the value found.
 func (f *File) Validate() error {
+	if err := checkFinite(reflect.ValueOf(f).Elem(), ""); err != nil {
+		return err
+	}
+	if err := checkModelKeys(&f.Model); err != nil {
+		return err
+	}
 	if err := f.Model.Validate(); err != nil {
 		return err
 	}
-	if f.Input.Format != "torchvision" && f.Input.Format != "caffe" {
-		return fmt.Errorf("input.format %q: want torchvision or caffe", f.Input.Format)
+	in := f.Input
+	if in.Format != "torchvision" && in.Format != "caffe" {
+		return fmt.Errorf("input.format %q: want torchvision or caffe", in.Format)
 	}
-	if len(f.Input.MinSize) == 0 || f.Input.MaxSize <= 0 || f.Input.MinSizeTest <= 0 {
-		return fmt.Errorf("input: min_size, min_size_test and max_size must be set")
+	if len(in.MinSize) == 0 {
+		return fmt.Errorf("input.min_size is empty: want at least one size > 0")
+	}
+	for i, m := range in.MinSize {
+		if m <= 0 {
+			return fmt.Errorf("input.min_size[%d] is %d: want > 0", i, m)
+		}
+	}
+	for _, c := range []struct {
+		key string
+		v   int
+	}{{"input.min_size_test", in.MinSizeTest}, {"input.max_size", in.MaxSize}, {"input.size_divisible", in.SizeDivisible}} {
+		if c.v <= 0 {
+			return fmt.Errorf("%s is %d: want > 0", c.key, c.v)
+		}
+	}
+	if !finite(in.FlipProb) || in.FlipProb < 0 || in.FlipProb > 1 {
+		return fmt.Errorf("input.flip_prob is %v: want a probability in [0, 1]", in.FlipProb)
 	}
 	if f.Data.Labels != "contiguous" && f.Data.Labels != "category_id" {
 		return fmt.Errorf("data.labels %q: want contiguous or category_id", f.Data.Labels)
 	}
-	s := f.Solver
-	if s.IMSPerBatch <= 0 || s.BaseLR <= 0 || s.MaxIter <= 0 {
-		return fmt.Errorf("solver: ims_per_batch, base_lr and max_iter must be > 0")
+	if f.Data.Workers < 0 {
+		return fmt.Errorf("data.workers is %d: want >= 0", f.Data.Workers)
 	}
-	if s.Momentum < 0 || s.Momentum >= 1 || s.WeightDecay < 0 || s.Gamma <= 0 || s.WarmupFactor < 0 || s.WarmupFactor > 1 {
-		return fmt.Errorf("solver: momentum in [0,1), weight_decay >= 0, gamma > 0, warmup_factor in [0,1]")
+	if f.Data.MaxImagePixels <= 0 {
+		return fmt.Errorf("data.max_image_pixels is %d: want > 0", f.Data.MaxImagePixels)
+	}
+	if !finite(f.Data.MaxUnreadable) || f.Data.MaxUnreadable < 0 || f.Data.MaxUnreadable > 1 {
+		return fmt.Errorf("data.max_unreadable is %v: want a fraction in [0, 1]", f.Data.MaxUnreadable)
+	}
+	s := f.Solver
+	for _, c := range []struct {
+		key string
+		v   int
+	}{{"solver.ims_per_batch", s.IMSPerBatch}, {"solver.max_iter", s.MaxIter}} {
+		if c.v <= 0 {
+			return fmt.Errorf("%s is %d: want > 0", c.key, c.v)
+		}
+	}
+	if s.WarmupIters < 0 {
+		return fmt.Errorf("solver.warmup_iters is %d: want >= 0", s.WarmupIters)
+	}
+	for _, c := range []struct {
+		key    string
+		v      float64
+		ok     bool
+		domain string
+	}{
+		{"solver.base_lr", s.BaseLR, s.BaseLR > 0, "> 0"},
+		{"solver.momentum", s.Momentum, s.Momentum >= 0 && s.Momentum < 1, "in [0, 1)"},
+		{"solver.weight_decay", s.WeightDecay, s.WeightDecay >= 0, ">= 0"},
+		{"solver.gamma", s.Gamma, s.Gamma > 0, "> 0"},
+		{"solver.warmup_factor", s.WarmupFactor, s.WarmupFactor >= 0 && s.WarmupFactor <= 1, "in [0, 1]"},
+		{"solver.clip_grad_norm", s.ClipGradNorm, s.ClipGradNorm >= 0, ">= 0 (0: no clipping)"},
+		{"distill.weight", f.Distill.Weight, f.Distill.Weight >= 0, ">= 0"},
+	} {
+		if !finite(c.v) || !c.ok {
+			return fmt.Errorf("%s is %v: want a finite value %s", c.key, c.v, c.domain)
+		}
+	}
+	for k, v := range f.Distill.Options {
+		if !finite(v) {
+			return fmt.Errorf("distill.options.%s is %v: want a finite value", k, v)
+		}
 	}
 	for i, st := range s.Steps {
 		if st <= 0 || (i > 0 && st <= s.Steps[i-1]) {
 			return fmt.Errorf("solver.steps %v must be positive and increasing", s.Steps)
+		}
+	}
+	t := f.Train
+	for _, c := range []struct {
+		key string
+		v   int
+	}{{"train.log_period", t.LogPeriod}, {"train.checkpoint_period", t.CheckpointPeriod}, {"train.eval_period", t.EvalPeriod}, {"train.eval_max_images", t.EvalMaxImages}} {
+		if c.v < 0 {
+			return fmt.Errorf("%s is %d: want >= 0", c.key, c.v)
 		}
 	}
 	switch f.Distill.Loss {
@@ -192,3 +276,5 @@ func (f *File) Validate() error {
 	}
 	return nil
 }
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

@@ -9,7 +9,57 @@ import (
 	"image/jpeg"
 	"image/png"
 	"os"
+	"sync/atomic"
 )
+
+// DefaultMaxImagePixels is the default limit on width x height checked
+// from an image's header before any pixel buffer is allocated: PIL's
+// Image.MAX_IMAGE_PIXELS x 2, the size at which PIL refuses an image as a
+// decompression bomb (178956970 pixels, about 13400 x 13400).
+const DefaultMaxImagePixels = 178956970
+
+var maxImagePixels atomic.Int64
+
+func init() { maxImagePixels.Store(DefaultMaxImagePixels) }
+
+// SetMaxImagePixels sets the limit on width x height that every decoder of
+// this package checks from the header before decoding (config key
+// data.max_image_pixels); n <= 0 restores DefaultMaxImagePixels.
+func SetMaxImagePixels(n int64) {
+	if n <= 0 {
+		n = DefaultMaxImagePixels
+	}
+	maxImagePixels.Store(n)
+}
+
+// MaxImagePixels returns the current limit (see SetMaxImagePixels).
+func MaxImagePixels() int64 { return maxImagePixels.Load() }
+
+// checkHeader reads an image's dimensions from its header
+// (image.DecodeConfig) and refuses sizes over MaxImagePixels, so that a
+// small file claiming a huge size never allocates gigabytes.
+func checkHeader(b []byte, format string) error {
+	var (
+		c   image.Config
+		err error
+	)
+	if format == "jpeg" {
+		c, err = jpeg.DecodeConfig(bytes.NewReader(b))
+	} else {
+		c, err = png.DecodeConfig(bytes.NewReader(b))
+	}
+	if err != nil {
+		return err
+	}
+	if c.Width <= 0 || c.Height <= 0 {
+		return fmt.Errorf("header says %dx%d pixels", c.Width, c.Height)
+	}
+	if n, limit := int64(c.Width)*int64(c.Height), MaxImagePixels(); n > limit {
+		return fmt.Errorf("header says %dx%d = %d pixels, more than the limit of %d (data.max_image_pixels; a decompression bomb or a corrupt header?)",
+			c.Width, c.Height, n, limit)
+	}
+	return nil
+}
 
 // Image is a float32 image in CHW layout (C planes of H rows of W values).
 // DecodeImage returns RGB values in [0, 255]; the transforms normalise it.
@@ -61,11 +111,17 @@ func decodeBytes(b []byte, honourEXIF bool) (*Image, error) {
 	)
 	switch {
 	case len(b) >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF:
+		if err := checkHeader(b, "jpeg"); err != nil {
+			return nil, err
+		}
 		if honourEXIF {
 			orient = JPEGOrientation(b)
 		}
 		src, err = jpeg.Decode(bytes.NewReader(b))
 	case len(b) >= 8 && string(b[:8]) == "\x89PNG\r\n\x1a\n":
+		if err := checkHeader(b, "png"); err != nil {
+			return nil, err
+		}
 		src, err = png.Decode(bytes.NewReader(b))
 	default:
 		return nil, fmt.Errorf("unknown image format (neither JPEG nor PNG)")

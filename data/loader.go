@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -41,7 +42,19 @@ type LoaderConfig struct {
 	IgnoreEXIF bool
 	Transform  TransformConfig
 	Logger     *slog.Logger // nil: slog.Default()
+	// MaxUnreadable bounds the images that may be skipped because they
+	// cannot be read or decoded (or do not have the annotated size), as a
+	// fraction of the dataset: once more than MaxUnreadable x len(images)
+	// distinct images were skipped, Next returns an ErrUnreadable error
+	// naming examples. 0: no bound. Whatever the bound, a dataset none of
+	// whose images can be read is an ErrUnreadable error (never a loop).
+	// Each image is logged once.
+	MaxUnreadable float64
 }
+
+// ErrUnreadable marks a loader stopped because too many images (or all)
+// could not be read.
+var ErrUnreadable = errors.New("unreadable images")
 
 // Loader is a parallel prefetching batch loader. Batches, their order and
 // their random augmentations depend only on the dataset, Seed, the epoch and
@@ -57,6 +70,10 @@ type Loader struct {
 	once    sync.Once
 	closed  atomic.Bool
 	skipped atomic.Int64
+
+	badMu sync.Mutex
+	bad   map[int]error // distinct unreadable images by index
+	order []int         // their indices in the order found
 }
 
 type job struct {
@@ -218,7 +235,9 @@ func (l *Loader) makeBatch(j job) (*Batch, error) {
 		}
 		if err != nil {
 			l.skipped.Add(1)
-			l.log.Warn("skipping image", "image_id", rec.ID, "err", err)
+			if stop := l.unreadable(i, rec.ID, err); stop != nil {
+				return nil, stop
+			}
 			continue
 		}
 		var rng *rand.Rand
@@ -241,6 +260,45 @@ func (l *Loader) makeBatch(j job) (*Batch, error) {
 	}
 	b.Iter, b.Epoch = j.iter, j.epoch
 	return b, nil
+}
+
+// unreadable records that image i could not be used, logs it the first
+// time, and returns the error that stops the loader when the skip policy
+// (LoaderConfig.MaxUnreadable) is exceeded or no image is readable.
+func (l *Loader) unreadable(i int, id int64, err error) error {
+	l.badMu.Lock()
+	defer l.badMu.Unlock()
+	if l.bad == nil {
+		l.bad = map[int]error{}
+	}
+	if _, seen := l.bad[i]; !seen {
+		l.bad[i] = err
+		l.order = append(l.order, i)
+		l.log.Warn("skipping unreadable image", "image_id", id, "err", err)
+	}
+	n, total := len(l.bad), len(l.ds.Images)
+	limit := l.cfg.MaxUnreadable
+	switch {
+	case n >= total:
+		return fmt.Errorf("%w: none of the %d images can be read (%s); check the image directory", ErrUnreadable, total, l.examples())
+	case limit > 0 && float64(n) > limit*float64(total):
+		return fmt.Errorf("%w: %d of %d images cannot be read, more than the allowed fraction %g (data.max_unreadable) (%s)",
+			ErrUnreadable, n, total, limit, l.examples())
+	}
+	return nil
+}
+
+// examples names the first unreadable images and their errors.
+func (l *Loader) examples() string {
+	var parts []string
+	for _, i := range l.order[:min(3, len(l.order))] {
+		parts = append(parts, l.bad[i].Error())
+	}
+	s := "e.g. " + strings.Join(parts, "; ")
+	if len(l.order) > 3 {
+		s += fmt.Sprintf("; and %d more", len(l.order)-3)
+	}
+	return s
 }
 
 // Next returns the next batch. An evaluation loader returns io.EOF after its

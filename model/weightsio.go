@@ -6,8 +6,10 @@ package model
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -37,6 +39,9 @@ const (
 // DetectFormat looks at a file's first bytes: a zip (torch >= 1.6), a
 // pickle (legacy torch.save) or a safetensors header.
 func DetectFormat(p string) (Format, error) {
+	if st, err := os.Stat(p); err == nil && st.IsDir() {
+		return "", fmt.Errorf("weights %s is a directory: pass a weights file (e.g. %s)", p, path.Join(filepath.ToSlash(p), "model.safetensors"))
+	}
 	f, err := os.Open(p)
 	if err != nil {
 		return "", fmt.Errorf("weights %s: %w", p, err)
@@ -134,6 +139,9 @@ func LoadStateDict(reg *layers.Registry, sd weights.StateDict, source string, op
 		return rep, fmt.Errorf("weights %s do not fit this model: missing %s%s (%d of %d parameters matched; is it the right architecture?)\n%s",
 			source, strings.Join(missing, ", "), more, len(rep.Matched), len(reg.Params()), rep.Table())
 	}
+	if err := checkFinite(sd, rep, source); err != nil {
+		return rep, err
+	}
 	for _, name := range rep.Matched {
 		t := sd[rep.From[name]]
 		if err := reg.Set(name, t.Shape, t.Data); err != nil {
@@ -151,4 +159,36 @@ func SaveWeights(reg *layers.Registry, p string, meta map[string]string) error {
 		sd[prm.Name] = &weights.Tensor{Shape: append([]int(nil), prm.Shape()...), Data: prm.Data()}
 	}
 	return weights.SaveSafetensors(p, sd, meta)
+}
+
+// checkFinite refuses weights holding NaN or Inf in a tensor the model
+// uses: loaded silently, they make a detector that finds nothing.
+func checkFinite(sd weights.StateDict, rep *weights.Report, source string) error {
+	var bad []string
+	total := 0
+	for _, name := range rep.Matched {
+		key := rep.From[name]
+		n := 0
+		for _, v := range sd[key].Data {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				n++
+			}
+		}
+		if n > 0 {
+			total++
+			if len(bad) < 3 {
+				bad = append(bad, fmt.Sprintf("%s (%d of %d values)", key, n, len(sd[key].Data)))
+			}
+		}
+	}
+	if total == 0 {
+		return nil
+	}
+	sort.Strings(bad)
+	more := ""
+	if total > len(bad) {
+		more = fmt.Sprintf(" and %d more tensors", total-len(bad))
+	}
+	return fmt.Errorf("weights %s hold NaN or Inf values in %s%s: the model would detect nothing (saved from a diverged run?)",
+		source, strings.Join(bad, ", "), more)
 }

@@ -105,12 +105,20 @@ func MetricCurves(path string, series map[string][]Point, title string, opts ...
 	return curves(path, series, title, o, true)
 }
 
-// finitePoints returns the points of pts with finite x and y (and y > 0 on
-// a log axis).
+// maxPlottable bounds the magnitude of a drawn coordinate: beyond it the
+// axis range (max - min) can overflow to +Inf, and gonum/plot's tick
+// search then never ends.
+const maxPlottable = 1e300
+
+// plottable reports whether v is finite and within ±maxPlottable.
+func plottable(v float64) bool { return !math.IsNaN(v) && math.Abs(v) <= maxPlottable }
+
+// finitePoints returns the points of pts with plottable x and y (finite,
+// |v| <= 1e300; and y > 0 on a log axis).
 func finitePoints(pts []Point, logY bool) plotter.XYs {
 	xys := make(plotter.XYs, 0, len(pts))
 	for _, p := range pts {
-		if math.IsNaN(p.X) || math.IsInf(p.X, 0) || math.IsNaN(p.Y) || math.IsInf(p.Y, 0) {
+		if !plottable(p.X) || !plottable(p.Y) {
 			continue
 		}
 		if logY && p.Y <= 0 {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gonum.org/v1/plot/plotutil"
 )
@@ -329,5 +330,32 @@ func TestReplaceNonFinite(t *testing.T) {
 	want := `{"a": null, "b": null, "c": null, "s": "NaN and Infinity\" NaN", "d": 1}`
 	if got := string(replaceNonFinite([]byte(in))); got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
+
+// TestExtremeValuesDoNotHang: values whose axis range overflows float64
+// (a diverged loss of 1e308 next to -1e308, or iterations at ±1e308) are
+// left out instead of sending gonum's tick search into an endless loop
+// (issue 12). The deadline only detects a hang; it measures nothing.
+func TestExtremeValuesDoNotHang(t *testing.T) {
+	dir := t.TempDir()
+	cases := map[string][]Point{
+		"y":   {{X: 1, Y: 1e308}, {X: 2, Y: -1e308}, {X: 3, Y: 0.5}},
+		"max": {{X: 1, Y: math.MaxFloat64}, {X: 2, Y: -math.MaxFloat64}},
+		"x":   {{X: -1e308, Y: 1}, {X: 1e308, Y: 2}, {X: 3, Y: 1}},
+	}
+	for name, pts := range cases {
+		done := make(chan error, 1)
+		go func() {
+			done <- LossCurves(filepath.Join(dir, name+".png"), map[string][]Point{"loss": pts}, "extreme")
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("%s: LossCurves did not return within a minute (endless tick loop)", name)
+		}
 	}
 }

@@ -23,7 +23,8 @@ run() { # config work_dir
   elif [ -f "$2/last_checkpoint" ]; then
     echo "== $2: resuming"; bin/kdtrain --config "$1" --resume
   else
-    echo "== $2: training"; bin/kdtrain --config "$1"
+    # --force: a run killed before its first checkpoint is moved aside
+    echo "== $2: training"; bin/kdtrain --config "$1" --force
   fi
 }
 run configs/quickstart/teacher_r34_synth.yaml work_dirs/quickstart/r34_teacher

@@ -83,7 +83,8 @@ func NewDistillWith(tcfg *config.File, teacher *model.FasterRCNN) *Distill {
 }
 
 // ResolveWeights accepts a weights file, a checkpoint directory (its
-// model.safetensors) or a work directory (its last checkpoint).
+// model.safetensors) or a work directory (its last checkpoint); a
+// checkpoint's file is checked against the SHA-256 in its state.json.
 func ResolveWeights(p string) (string, error) {
 	if p == "" {
 		return "", fmt.Errorf("no weights given")
@@ -96,13 +97,13 @@ func ResolveWeights(p string) (string, error) {
 		return p, nil
 	}
 	if _, err := os.Stat(filepath.Join(p, ModelFile)); err == nil {
-		return filepath.Join(p, ModelFile), nil
+		return filepath.Join(p, ModelFile), VerifyWeightsFile(filepath.Join(p, ModelFile))
 	}
 	dir, err := ResolveCheckpoint(p)
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(dir, ModelFile), nil
+	return filepath.Join(dir, ModelFile), VerifyWeightsFile(filepath.Join(dir, ModelFile))
 }
 
 // Name implements Extension.

@@ -42,6 +42,9 @@ type Options struct {
 	Extensions []Extension
 	// Log receives diagnostics (nil: slog.Default()).
 	Log *slog.Logger
+	// Force starts a fresh run in a work dir that holds one, moving that
+	// run aside to WORK_DIR.old-TIMESTAMP (see openWorkDir).
+	Force bool
 }
 
 // Extension hooks into a run: Setup after the detector exists (before any
@@ -75,6 +78,7 @@ type Trainer struct {
 	tb      *tensorboard.Writer
 	hash    string
 	catIDs  bool
+	wd      *workDir // lock and last-good bookkeeping (workdir.go)
 }
 
 // New prepares a run: datasets (generating the synthetic set when
@@ -89,18 +93,16 @@ func New(opts Options) (*Trainer, error) {
 	if t.Log == nil {
 		t.Log = slog.Default()
 	}
-	if err := os.MkdirAll(t.WorkDir, 0o755); err != nil {
-		return nil, fmt.Errorf("work dir %s: %w", t.WorkDir, err)
-	}
-	probe := filepath.Join(t.WorkDir, ".write-test")
-	if err := os.WriteFile(probe, nil, 0o644); err != nil {
-		return nil, fmt.Errorf("work dir %s is not writable: %w", t.WorkDir, err)
-	}
-	os.Remove(probe)
-	t.hash = config.Hash(opts.Resolved)
-	if err := config.Save(filepath.Join(t.WorkDir, "config.yaml"), opts.Resolved); err != nil {
+	if err := t.openWorkDir(); err != nil {
 		return nil, err
 	}
+	ready := false
+	defer func() {
+		if !ready {
+			t.Close()
+		}
+	}()
+	t.hash = config.Hash(opts.Resolved)
 	trainAnn, trainImgs, valAnn, valImgs, err := DatasetPaths(cfg)
 	if err != nil {
 		return nil, err
@@ -111,6 +113,9 @@ func New(opts Options) (*Trainer, error) {
 	}
 	if len(t.TrainDS.Images) == 0 {
 		return nil, fmt.Errorf("training set %s has no image with a usable box", trainAnn)
+	}
+	if err := t.checkInputs(trainAnn, trainImgs); err != nil {
+		return nil, err
 	}
 	t.catIDs = cfg.Data.Labels == "category_id"
 	need := t.TrainDS.NumClasses() + 1
@@ -133,7 +138,6 @@ func New(opts Options) (*Trainer, error) {
 			return nil, fmt.Errorf("%s: %w", e.Name(), err)
 		}
 	}
-	CleanTemp(t.WorkDir)
 	if opts.Resume != "" {
 		if err := t.resume(opts.Resume); err != nil {
 			return nil, err
@@ -154,6 +158,10 @@ func New(opts Options) (*Trainer, error) {
 			t.Log.Info("initial weights", "file", w, "matched", len(rep.Matched), "missing", len(rep.Missing), "unexpected", len(rep.Unexpected))
 		}
 	}
+	if err := t.writeConfig(); err != nil {
+		return nil, err
+	}
+	ready = true
 	return t, nil
 }
 
@@ -213,6 +221,9 @@ func (t *Trainer) resume(which string) error {
 	}
 	t.State = *st
 	t.State.ConfigHash = t.hash
+	if err := t.resumedFrom(dir); err != nil { // workdir.go
+		return err
+	}
 	t.Log.Info("resumed", "checkpoint", dir, "iter", st.Iter)
 	return t.truncateMetrics(st.Iter)
 }
@@ -258,9 +269,11 @@ func (t *Trainer) toInput(b *data.Batch) *model.Input {
 
 // Run trains from State.Iter to solver.max_iter.
 func (t *Trainer) Run() (err error) {
+	defer t.Close()
 	cfg := t.Cfg
 	lc := data.LoaderConfig{BatchSize: cfg.Solver.IMSPerBatch, Workers: cfg.Data.Workers, Seed: cfg.Train.Seed, Shuffle: true, Train: true,
-		AspectGrouping: cfg.Data.AspectGrouping, StartIter: t.State.Iter, Transform: infer.TransformConfig(cfg, true), Logger: t.Log}
+		AspectGrouping: cfg.Data.AspectGrouping, StartIter: t.State.Iter, Transform: infer.TransformConfig(cfg, true), Logger: t.Log,
+		MaxUnreadable: cfg.Data.MaxUnreadable}
 	if t.loader, err = data.NewLoader(t.TrainDS, lc); err != nil {
 		return err
 	}
@@ -302,12 +315,9 @@ func (t *Trainer) Run() (err error) {
 			return fmt.Errorf("iteration %d: %w", it, err)
 		}
 		if err := losses.CheckFinite(); err != nil {
-			last, _ := ResolveCheckpoint(t.WorkDir)
-			if last == "" {
-				last = "none"
-			}
-			return fmt.Errorf("%w at iteration %d: %v; stopped, no update applied; last good checkpoint: %s", ErrNonFinite, it+1, err, last)
+			return fmt.Errorf("%w at iteration %d: %v; stopped, no update applied; last good checkpoint: %s", ErrNonFinite, it+1, err, t.lastGood())
 		}
+		t.lossFinite()
 		lr := t.Sched.LR(int(it))
 		grads := make([][]float32, len(prog.Params))
 		for i := range prog.Params {
@@ -315,7 +325,7 @@ func (t *Trainer) Run() (err error) {
 		}
 		gnorm := ClipGradNorm(grads, cfg.Solver.ClipGradNorm)
 		if math.IsNaN(gnorm) || math.IsInf(gnorm, 0) {
-			return fmt.Errorf("%w at iteration %d: gradient norm is %v; stopped, no update applied", ErrNonFinite, it+1, gnorm)
+			return fmt.Errorf("%w at iteration %d: gradient norm is %v; stopped, no update applied; last good checkpoint: %s", ErrNonFinite, it+1, gnorm, t.lastGood())
 		}
 		if err := t.Opt.Step(prog.Params, grads, lr); err != nil {
 			return err
@@ -344,10 +354,11 @@ func (t *Trainer) Run() (err error) {
 		}
 	}
 	if t.State.Iter == maxIter {
-		if err := t.evaluate(maxIter); err != nil {
+		// the final checkpoint first: a failed evaluation loses nothing
+		if err := t.save("model_final"); err != nil {
 			return err
 		}
-		if err := t.save("model_final"); err != nil {
+		if err := t.evaluate(maxIter); err != nil {
 			return err
 		}
 		for _, e := range t.opts.Extensions {
@@ -381,6 +392,9 @@ func (t *Trainer) rngStates() error {
 }
 
 func (t *Trainer) save(name string) error {
+	if err := t.checkWeightsFinite(); err != nil {
+		return err
+	}
 	if err := t.rngStates(); err != nil {
 		return err
 	}
@@ -388,6 +402,7 @@ func (t *Trainer) save(name string) error {
 	if err != nil {
 		return err
 	}
+	t.checkpointSaved(dir)
 	fmt.Fprintf(t.out, "saved checkpoint %s\n", dir)
 	return nil
 }

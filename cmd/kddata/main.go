@@ -3,13 +3,22 @@
 //	kddata synth --out DIR --train N --val M --seed S [--size 320]
 //	kddata stats --ann annotations/instances_val.json --images val
 //	kddata coco-ann --out instances_train2017_size.json [--images 118287 --annotations 860001]
+//
+// Exit codes (the README's): 0 success, 1 failure while writing a data set
+// (an I/O error such as a full disk), 2 bad flags, arguments or input
+// (unknown commands, a bad annotation file, an --out directory holding
+// something else).
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,11 +27,36 @@ import (
 	"github.com/skd-go/skd/data/synth"
 )
 
-func main() {
-	if err := newRoot().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "kddata:", err)
-		os.Exit(1)
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// failedError marks exit status 1 (a failure while writing); any other
+// error is exit status 2.
+type failedError struct{ error }
+
+func (e failedError) Unwrap() error { return e.error }
+
+// run executes kddata with args and returns the exit status.
+func run(args []string, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "kddata: internal error: %v\n", r)
+			code = 1
+		}
+	}()
+	root := newRoot()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.Execute()
+	if err == nil {
+		return 0
 	}
+	fmt.Fprintln(stderr, "kddata:", err)
+	var fe failedError
+	if errors.As(err, &fe) {
+		return 1
+	}
+	return 2
 }
 
 func newRoot() *cobra.Command {
@@ -31,9 +65,27 @@ func newRoot() *cobra.Command {
 		Short:         "Make and inspect COCO-format detection data sets",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("unknown command %q (commands: synth, stats, coco-ann)", args[0])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return errors.New("a command is required: synth, stats or coco-ann (kddata --help)")
+		},
 	}
 	root.AddCommand(newSynth(), newStats(), newCOCOAnn())
 	return root
+}
+
+// ioFailure reports whether err comes from the file system (a failed
+// write, a full disk) rather than from the arguments.
+func ioFailure(err error) bool {
+	var pe *fs.PathError
+	var le *os.LinkError
+	var errno syscall.Errno
+	return errors.As(err, &pe) || errors.As(err, &le) || errors.As(err, &errno)
 }
 
 func newSynth() *cobra.Command {
@@ -48,7 +100,7 @@ annotations in DIR/annotations/instances_{train,val}.json. Five classes
 clusters. The same seed gives identical files. If DIR already holds a set made
 with the same options nothing is done; a directory holding anything else is
 refused.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
 				return fmt.Errorf("--out is required")
@@ -58,6 +110,9 @@ refused.`,
 			}
 			start := time.Now()
 			if err := synth.Ensure(out, o); err != nil {
+				if ioFailure(err) {
+					return failedError{err}
+				}
 				return err
 			}
 			fmt.Printf("synthetic set ready in %s (train %d, val %d, seed %d, size %d) in %s\n",
@@ -89,25 +144,28 @@ func newCOCOAnn() *cobra.Command {
 			if out == "" {
 				return fmt.Errorf("--out is required")
 			}
+			if o.Images < 1 || o.Annotations < 0 {
+				return fmt.Errorf("--images must be >= 1 and --annotations >= 0 (got %d, %d)", o.Images, o.Annotations)
+			}
 			start := time.Now()
 			tmp, err := os.CreateTemp(filepath.Dir(out), ".coco-ann-*")
 			if err != nil {
-				return err
+				return failedError{err}
 			}
 			defer os.Remove(tmp.Name())
 			if err := synth.WriteCOCOSizeAnnotations(tmp, o); err != nil {
 				tmp.Close()
-				return err
+				return failedError{fmt.Errorf("writing %s: %w", out, err)}
 			}
 			if err := tmp.Close(); err != nil {
-				return err
+				return failedError{err}
 			}
 			if err := os.Rename(tmp.Name(), out); err != nil {
-				return err
+				return failedError{err}
 			}
 			st, err := os.Stat(out)
 			if err != nil {
-				return err
+				return failedError{err}
 			}
 			fmt.Printf("%s: %.0f MB in %s\n", out, float64(st.Size())/1e6, time.Since(start).Round(time.Millisecond))
 			return nil
@@ -127,7 +185,7 @@ func newStats() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stats",
 		Short: "Load a COCO instances file and print what it holds",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if ann == "" {
 				return fmt.Errorf("--ann is required")
@@ -161,4 +219,12 @@ func newStats() *cobra.Command {
 	f.StringVar(&images, "images", "", "image directory")
 	f.BoolVar(&filter, "filter-empty", false, "drop images without training targets")
 	return cmd
+}
+
+// noArgs refuses positional arguments, naming the first.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("%s takes no arguments (got %q); flags start with --", cmd.Name(), args[0])
+	}
+	return nil
 }

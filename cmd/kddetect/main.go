@@ -35,6 +35,7 @@ import (
 	"github.com/skd-go/skd/config"
 	"github.com/skd-go/skd/data"
 	"github.com/skd-go/skd/infer"
+	"github.com/skd-go/skd/train"
 )
 
 // Exit statuses.
@@ -194,8 +195,12 @@ func detect(o *options, stdout, stderr io.Writer) error {
 		return errors.New("--out (results JSON) or --vis (drawings) is required")
 	case o.batchSize < 1:
 		return fmt.Errorf("--batch-size %d: must be >= 1", o.batchSize)
-	case o.scoreThresh < 0 || o.scoreThresh > 1:
+	case !(o.scoreThresh >= 0 && o.scoreThresh <= 1): // NaN fails too
 		return fmt.Errorf("--score-thresh %v: must be in [0, 1]", o.scoreThresh)
+	case !(o.visThresh >= 0 && o.visThresh <= 1):
+		return fmt.Errorf("--vis-thresh %v: must be in [0, 1]", o.visThresh)
+	case o.workers < 0:
+		return fmt.Errorf("--workers %d: must be >= 0", o.workers)
 	}
 	cfg, _, err := config.LoadFile(o.config, o.sets)
 	if err != nil {
@@ -204,6 +209,16 @@ func detect(o *options, stdout, stderr io.Writer) error {
 	if _, err := os.Stat(o.weights); err != nil {
 		return fmt.Errorf("--weights: %w", err)
 	}
+	// a checkpoint directory or a work dir stands for its weights file
+	w, err := train.ResolveWeights(o.weights)
+	if err != nil {
+		if st, _ := os.Stat(o.weights); st != nil && st.IsDir() && !errors.Is(err, train.ErrCorrupt) {
+			return fmt.Errorf("--weights %s is a directory without model.safetensors or a last_checkpoint naming one: %w", o.weights, err)
+		}
+		return err
+	}
+	o.weights = w
+	data.SetMaxImagePixels(cfg.Data.MaxImagePixels)
 	paths, err := collectImages(o.images)
 	if err != nil {
 		return err

@@ -35,8 +35,10 @@ import (
 
 	"github.com/skd-go/skd/cocoeval"
 	"github.com/skd-go/skd/config"
+	"github.com/skd-go/skd/data"
 	"github.com/skd-go/skd/data/synth"
 	"github.com/skd-go/skd/infer"
+	"github.com/skd-go/skd/train"
 )
 
 // Exit statuses.
@@ -297,6 +299,10 @@ func evaluateModel(o *options, stderr io.Writer) (*cocoeval.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := train.VerifyWeightsFile(weights); err != nil {
+		return nil, err
+	}
+	data.SetMaxImagePixels(cfg.Data.MaxImagePixels)
 	ann, images, err := valSplit(cfg, stderr)
 	if err != nil {
 		return nil, err

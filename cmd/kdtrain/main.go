@@ -3,13 +3,15 @@
 //
 //	kdtrain --config configs/quickstart/faster_r18_synth.yaml [--set k=v]...
 //	kdtrain --config C --resume            # the work dir's last checkpoint
-//	kdtrain --config C --resume DIR        # a checkpoint or work directory
+//	kdtrain --config C --resume DIR        # a checkpoint or work directory (or --resume=DIR)
+//	kdtrain --config C --force             # start afresh; a run in the work dir is moved aside
 //	kdtrain plot WORK_DIR                  # redraw loss and AP curves
 //
 // SKD_CPUPROFILE=FILE writes a CPU profile of the run.
 //
 // Exit codes: 0 done, 1 failure while training (including a NaN loss),
-// 2 bad flags or configuration.
+// 2 bad flags, configuration or input (unknown commands, a work dir in use
+// or holding a run, unreadable training images included).
 package main
 
 import (
@@ -19,10 +21,12 @@ import (
 	"log/slog"
 	"os"
 	"runtime/pprof"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/skd-go/skd/config"
+	"github.com/skd-go/skd/data"
 	"github.com/skd-go/skd/train"
 )
 
@@ -44,7 +48,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	root := newRoot(stdout)
-	root.SetArgs(args)
+	root.SetArgs(joinResumePath(args))
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.Execute()
@@ -54,22 +58,49 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stderr, "kdtrain:", err)
 	var ue usageError
 	var ce *config.Error
-	if errors.As(err, &ue) || errors.As(err, &ce) {
+	if errors.As(err, &ue) || errors.As(err, &ce) || errors.Is(err, data.ErrUnreadable) {
 		return 2
 	}
 	return 1
 }
 
+// joinResumePath turns "--resume PATH" (as the docs write it) into
+// "--resume=PATH": --resume takes an optional value, which pflag only
+// reads after "=", so PATH would otherwise be taken for a command. A word
+// after --resume that does not start with "-" is its value (kdtrain takes
+// no positional arguments).
+func joinResumePath(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if a == "--resume" && i+1 < len(args) && args[i+1] != "" && !strings.HasPrefix(args[i+1], "-") {
+			out = append(out, "--resume="+args[i+1])
+			i++
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
 func newRoot(stdout io.Writer) *cobra.Command {
 	var cfgPath, resume, weights, workDir string
 	var sets []string
-	var printConfig bool
+	var printConfig, force bool
 	root := &cobra.Command{
 		Use:           "kdtrain --config FILE [--set key=value]... [--resume [PATH]] [--weights FILE]",
 		Short:         "Train or distil a Faster R-CNN detector",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Args:          cobra.NoArgs,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("unknown command %q (commands: plot; flags start with --)", args[0])}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cfgPath == "" {
 				return usageError{fmt.Errorf("--config is required")}
@@ -90,7 +121,7 @@ func newRoot(stdout io.Writer) *cobra.Command {
 				return usageError{err}
 			}
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
-			t, err := train.New(train.Options{Config: cfg, Resolved: resolved, Resume: resume, Weights: weights, Out: stdout, Extensions: exts, Log: logger})
+			t, err := train.New(train.Options{Config: cfg, Resolved: resolved, Resume: resume, Force: force, Weights: weights, Out: stdout, Extensions: exts, Log: logger})
 			if err != nil {
 				return usageError{err}
 			}
@@ -104,10 +135,14 @@ func newRoot(stdout io.Writer) *cobra.Command {
 	f.Lookup("resume").NoOptDefVal = "auto"
 	f.StringVar(&weights, "weights", "", "initialise from a weights file (.pth or .safetensors); not with --resume")
 	f.StringVar(&workDir, "work-dir", "", "override train.work_dir")
+	f.BoolVar(&force, "force", false, "start a fresh run in a work dir that holds one, moving that run aside to WORK_DIR.old-TIMESTAMP")
 	f.BoolVar(&printConfig, "print-config", false, "print the resolved configuration (what a run saves as WORK_DIR/config.yaml) and exit")
 	root.PreRunE = func(cmd *cobra.Command, args []string) error {
 		if resume != "" && weights != "" {
 			return usageError{fmt.Errorf("--weights and --resume exclude each other (a resumed run has its weights)")}
+		}
+		if resume != "" && force {
+			return usageError{fmt.Errorf("--force and --resume exclude each other (--force starts afresh)")}
 		}
 		return nil
 	}
@@ -115,7 +150,12 @@ func newRoot(stdout io.Writer) *cobra.Command {
 	root.AddCommand(&cobra.Command{
 		Use:   "plot WORK_DIR",
 		Short: "Draw loss_curves.png and ap_curves.png from WORK_DIR/metrics.jsonl",
-		Args:  cobra.ExactArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{fmt.Errorf("plot takes one argument, the work dir (got %d)", len(args))}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := train.PlotWorkDir(args[0]); err != nil {
 				return usageError{err}

@@ -209,6 +209,10 @@ func stateDictEntries(path string, obj interface{}, info *PthInfo) ([]pyEntry, e
 		return nil, err
 	}
 	if !ok {
+		if o, isObj := obj.(*pyObject); isObj {
+			return nil, fmt.Errorf("weights: %s: a whole pickled model (a %s.%s object, as torch.save(model) writes), not a state dict: in Python, load it and save torch.save(model.state_dict(), %q)",
+				path, o.class.module, o.class.name, path)
+		}
 		return nil, fmt.Errorf("weights: %s: top-level object is a %s, not a state dict (a dict of tensors)", path, pyTypeName(obj))
 	}
 	if allTensors(entries) {
@@ -280,6 +284,10 @@ func pyTypeName(v interface{}) string {
 		return "tensor"
 	case *types.GenericClass:
 		return x.Module + "." + x.Name
+	case *pyClass:
+		return "class " + x.module + "." + x.name
+	case *pyObject:
+		return x.class.module + "." + x.class.name + " object"
 	default:
 		return fmt.Sprintf("%T", v)
 	}

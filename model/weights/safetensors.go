@@ -124,8 +124,11 @@ func LoadSafetensors(path string) (sd StateDict, meta map[string]string, err err
 	}
 	_, header, err := safetensors.ReadMetadata(buf)
 	if err != nil {
-		if want, ok := headerDataEnd(buf); ok && want != uint64(len(buf)) {
+		if want, ok := headerDataEnd(buf); ok && want > uint64(len(buf)) {
 			return nil, nil, fmt.Errorf("weights: %s: invalid safetensors file: the header needs %d bytes of file, it has %d (truncated?): %v", path, want, len(buf), err)
+		} else if ok && want < uint64(len(buf)) {
+			return nil, nil, fmt.Errorf("weights: %s: invalid safetensors file: %d bytes follow the %d bytes its header accounts for (trailing data; not written by a safetensors writer): %v",
+				path, uint64(len(buf))-want, want, err)
 		}
 		return nil, nil, fmt.Errorf("weights: %s: invalid safetensors file: %v", path, err)
 	}

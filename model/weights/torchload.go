@@ -86,10 +86,32 @@ func newTorchUnpickler(data []byte) pickle.Unpickler {
 				return &storageType{name: name, class: cls, elemSize: size}, nil
 			}
 		}
-		return types.NewGenericClass(module, name), nil
+		return &pyClass{module: module, name: name}, nil
 	}
 	return u
 }
+
+// pyClass stands for a Python class the loader does not know, such as the
+// nn.Module subclasses of a whole model pickled by torch.save(model). Its
+// instances take the state that BUILD gives them (and ignore it), so such a
+// file loads to a *pyObject and the caller can say what it holds instead
+// of failing inside the unpickler. Nothing is ever executed.
+type pyClass struct{ module, name string }
+
+// PyNew implements types.PyNewable (NEWOBJ).
+func (c *pyClass) PyNew(args ...interface{}) (interface{}, error) { return &pyObject{class: c}, nil }
+
+// Call implements types.Callable (REDUCE).
+func (c *pyClass) Call(args ...interface{}) (interface{}, error) { return &pyObject{class: c}, nil }
+
+// pyObject is an instance of a pyClass.
+type pyObject struct{ class *pyClass }
+
+// PyDictSet implements types.PyDictSettable (BUILD): the state is dropped.
+func (o *pyObject) PyDictSet(key, value interface{}) error { return nil }
+
+// PySetAttr implements types.PyAttrSettable (BUILD with slots).
+func (o *pyObject) PySetAttr(key string, value interface{}) error { return nil }
 
 // rebuildParameter stands for torch._utils._rebuild_parameter(data,
 // requires_grad, backward_hooks): an nn.Parameter is loaded as its tensor.

@@ -121,6 +121,8 @@ func train(bin, cfg, dir string, sets []string) error {
 	args := []string{"--config", cfg, "--work-dir", dir}
 	if _, err := os.Stat(filepath.Join(dir, "last_checkpoint")); err == nil {
 		args = append(args, "--resume")
+	} else {
+		args = append(args, "--force") // a run killed before its first checkpoint is moved aside
 	}
 	for _, s := range sets {
 		args = append(args, "--set", s)
