@@ -13,6 +13,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/skd-go/skd/config"
+	"github.com/skd-go/skd/glue"
 	"github.com/skd-go/skd/infer"
 	"github.com/skd-go/skd/kd"
 	"github.com/skd-go/skd/layers"
@@ -145,26 +146,9 @@ func (d *Distill) Attach(cfg *config.File, det *model.FasterRCNN) error {
 	if d.progs == nil {
 		d.progs = map[[3]int]*teacherProg{}
 	}
-	dc := cfg.Distill
-	kc := kd.Config{Loss: dc.Loss, Weight: dc.Weight, Levels: dc.Levels, Adapter: dc.Adapter, Normalize: dc.Normalize}
-	if v, ok := dc.Options["window"]; ok {
-		kc.Window = int(v)
-	}
-	if v, ok := dc.Options["sigma"]; ok {
-		kc.Sigma = v
-	}
-	if v, ok := dc.Options["tau"]; ok {
-		kc.Tau = v
-	}
-	if v, ok := dc.Options["mask_ratio"]; ok {
-		kc.MaskRatio = v
-	}
-	for k := range dc.Options {
-		switch k {
-		case "window", "sigma", "tau", "mask_ratio":
-		default:
-			return fmt.Errorf("distill.options.%s is not a known option (window, sigma, tau, mask_ratio)", k)
-		}
+	kc, err := glue.KD(cfg)
+	if err != nil {
+		return err
 	}
 	sCh := make([]int, 5)
 	tCh := make([]int, 5)
