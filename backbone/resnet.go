@@ -32,20 +32,20 @@ type Config struct {
 	BNEps float64 `yaml:"bn_eps"`
 	// ResidualScale, when > 0, sets the (frozen) scale of the last BN of
 	// every residual branch at Init, so that a network trained from
-	// scratch with FrozenBN starts close to the identity (SkipInit-style;
+	// scratch with BatchNorm2d starts close to the identity (SkipInit-style;
 	// torchvision's zero_init_residual would freeze the branch at zero).
 	// 0 keeps the identity BN. Loaded weights override it.
 	ResidualScale float64 `yaml:"residual_scale"`
 	// TrainBNAffine makes every BN's weight and bias trainable while its
 	// statistics stay frozen (mmdetection's requires_grad=True with
 	// norm_eval=True); useful when training from scratch, where identity
-	// FrozenBN leaves the backbone without any bias.
+	// BatchNorm2d leaves the backbone without any bias.
 	TrainBNAffine bool `yaml:"train_bn_affine"`
-	// Norm is "FrozenBN" (default: torchvision's FrozenBatchNorm2d, fixed
+	// Norm is "BatchNorm2d" (default: torchvision's FrozenBatchNorm2d, fixed
 	// statistics) or "BN": training-mode BatchNorm2d in the trainable
 	// stages (batch statistics while training, running statistics updated
 	// with momentum 0.1 and used for inference; detectron2's norm "BN"),
-	// for training from scratch. Frozen stages keep FrozenBN.
+	// for training from scratch. Frozen stages keep BatchNorm2d.
 	Norm string `yaml:"norm"`
 	// Prefix goes before every parameter name, e.g. "backbone.body.".
 	Prefix string `yaml:"-"`
@@ -68,9 +68,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("backbone: residual_scale must be >= 0")
 	}
 	switch c.Norm {
-	case "", "FrozenBN", "BN":
+	case "", "BatchNorm2d", "BN":
 	default:
-		return fmt.Errorf("backbone: norm %q not supported (FrozenBN, BN)", c.Norm)
+		return fmt.Errorf("backbone: norm %q not supported (BatchNorm2d, BN)", c.Norm)
 	}
 	if c.BNEps < 0 {
 		return fmt.Errorf("backbone: bn_eps must be >= 0")
@@ -80,16 +80,16 @@ func (c Config) Validate() error {
 
 type block struct {
 	conv1, conv2, conv3 *layers.Conv2d
-	bn1, bn2, bn3       *layers.FrozenBN
+	bn1, bn2, bn3       *layers.BatchNorm2d
 	down                *layers.Conv2d
-	downBN              *layers.FrozenBN
+	downBN              *layers.BatchNorm2d
 }
 
 // ResNet is a registered ResNet body (no fc).
 type ResNet struct {
 	Cfg        Config
 	conv1      *layers.Conv2d
-	bn1        *layers.FrozenBN
+	bn1        *layers.BatchNorm2d
 	stages     [4][]block
 	bottleneck bool
 	// OutChannels are the channels of C2..C5.
@@ -184,7 +184,7 @@ func NewResNet(reg *layers.Registry, cfg Config) (*ResNet, error) {
 		r.bn1.TrainAffine()
 		for _, st := range r.stages {
 			for _, b := range st {
-				for _, bn := range []*layers.FrozenBN{b.bn1, b.bn2, b.bn3, b.downBN} {
+				for _, bn := range []*layers.BatchNorm2d{b.bn1, b.bn2, b.bn3, b.downBN} {
 					if bn != nil {
 						bn.TrainAffine()
 					}
@@ -194,7 +194,7 @@ func NewResNet(reg *layers.Registry, cfg Config) (*ResNet, error) {
 	}
 	if cfg.Norm == "BN" {
 		// batch statistics in the stages that train (detectron2 turns the
-		// frozen ones into FrozenBN)
+		// frozen ones into BatchNorm2d)
 		if cfg.FrozenStages < 1 {
 			r.bn1.UseBatchStats(bnMomentum)
 		}
@@ -203,7 +203,7 @@ func NewResNet(reg *layers.Registry, cfg Config) (*ResNet, error) {
 				continue
 			}
 			for _, b := range st {
-				for _, bn := range []*layers.FrozenBN{b.bn1, b.bn2, b.bn3, b.downBN} {
+				for _, bn := range []*layers.BatchNorm2d{b.bn1, b.bn2, b.bn3, b.downBN} {
 					if bn != nil {
 						bn.UseBatchStats(bnMomentum)
 					}
@@ -222,7 +222,7 @@ func NewResNet(reg *layers.Registry, cfg Config) (*ResNet, error) {
 }
 
 // Init fills the convolution weights as torchvision's ResNet does
-// (kaiming normal, fan-out); FrozenBN stays the identity.
+// (kaiming normal, fan-out); BatchNorm2d stays the identity.
 func (r *ResNet) Init(rng *rand.Rand) {
 	convs := []*layers.Conv2d{r.conv1}
 	for _, st := range r.stages {

@@ -19,7 +19,7 @@ import (
 // running statistics exactly as FrozenBatchNorm2d. The weight and bias
 // become trainable (no weight decay). Training from scratch needs this:
 // frozen identity statistics leave a deep network unnormalised.
-func (bn *FrozenBN) UseBatchStats(momentum float32) {
+func (bn *BatchNorm2d) UseBatchStats(momentum float32) {
 	bn.TrainAffine()
 	bn.BatchStats = true
 	bn.Momentum = momentum
@@ -28,7 +28,7 @@ func (bn *FrozenBN) UseBatchStats(momentum float32) {
 // BatchNorm applies y = act(bn_train(x) + res) with the batch's statistics
 // (see UseBatchStats); res may be nil. It is what Conv emits after the
 // convolution when its BN uses batch statistics in a training graph.
-func (b *Builder) BatchNorm(x *G.Node, bn *FrozenBN, res *G.Node, relu bool) *G.Node {
+func (b *Builder) BatchNorm(x *G.Node, bn *BatchNorm2d, res *G.Node, relu bool) *G.Node {
 	if b.err != nil || x == nil {
 		return b.Fail(fmt.Errorf("batchnorm: missing input"))
 	}
@@ -69,7 +69,7 @@ type batchNormOp struct {
 	opBase
 	n, c, hw int
 	shape    tensor.Shape
-	bn       *FrozenBN
+	bn       *BatchNorm2d
 	relu     bool
 	hasRes   bool
 

@@ -31,7 +31,7 @@ type convOp struct {
 	// hasAffine: the BN weight and bias are graph inputs with gradients.
 	hasAffine bool
 	relu      bool
-	bn        *FrozenBN
+	bn        *BatchNorm2d
 	ws        *kernels.ConvWorkspace
 
 	// which inputs get gradients (decided at build time)
@@ -486,9 +486,13 @@ func (op *channelSumOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value,
 	return out, nil
 }
 
-// FrozenBN is torchvision's FrozenBatchNorm2d: a fixed per-channel affine
-// map y = (x - mean) / sqrt(var + eps) * weight + bias.
-type FrozenBN struct {
+// BatchNorm2d is a 2-D batch normalisation in one of two modes. Frozen
+// (NewFrozenBN, the default): torchvision's FrozenBatchNorm2d, a fixed
+// per-channel affine map y = (x - mean) / sqrt(var + eps) * weight + bias,
+// which Conv folds into the convolution. Training (UseBatchStats):
+// torch.nn.BatchNorm2d, whose training graphs normalise with the batch's
+// statistics and update the running ones.
+type BatchNorm2d struct {
 	Weight, Bias, Mean, Var *Param
 	Eps                     float32
 	// BatchStats (set by UseBatchStats): training graphs use the batch's
@@ -497,10 +501,13 @@ type FrozenBN struct {
 	Momentum   float32
 }
 
+// FrozenBN is the name BatchNorm2d had when it was only frozen.
+type FrozenBN = BatchNorm2d
+
 // NewFrozenBN registers name.{weight,bias,running_mean,running_var} as
 // buffers (never trained), initialised to the identity map.
-func NewFrozenBN(reg *Registry, name string, c int, eps float32) *FrozenBN {
-	bn := &FrozenBN{
+func NewFrozenBN(reg *Registry, name string, c int, eps float32) *BatchNorm2d {
+	bn := &BatchNorm2d{
 		Weight: reg.AddBuffer(name+".weight", c),
 		Bias:   reg.AddBuffer(name+".bias", c),
 		Mean:   reg.AddBuffer(name+".running_mean", c),
@@ -515,7 +522,7 @@ func NewFrozenBN(reg *Registry, name string, c int, eps float32) *FrozenBN {
 // TrainAffine makes the BN weight and bias trainable (statistics stay
 // frozen): mmdetection's norm_eval=True with requires_grad=True. They are
 // excluded from weight decay by solvers that honour NoDecay.
-func (bn *FrozenBN) TrainAffine() {
+func (bn *BatchNorm2d) TrainAffine() {
 	for _, p := range []*Param{bn.Weight, bn.Bias} {
 		p.Buffer, p.Frozen, p.NoDecay = false, false, true
 	}
@@ -523,7 +530,7 @@ func (bn *FrozenBN) TrainAffine() {
 
 // Fold writes the equivalent per-channel scale and shift, computed as
 // torchvision does: scale = w * rsqrt(var + eps), shift = b - mean * scale.
-func (bn *FrozenBN) Fold(scale, shift []float32) {
+func (bn *BatchNorm2d) Fold(scale, shift []float32) {
 	w, b, m, v := bn.Weight.Data(), bn.Bias.Data(), bn.Mean.Data(), bn.Var.Data()
 	for i := range scale {
 		s := w[i] * float32(1/math.Sqrt(float64(v[i]+bn.Eps)))
