@@ -106,15 +106,8 @@ func (op *batchNormOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, 
 	if !shapeOf(in[0]).Eq(op.shape) {
 		return nil, fmt.Errorf("%s: input shape %v, graph built for %v", op.name, shapeOf(in[0]), op.shape)
 	}
-	x, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	gamma, err := f32(in[1])
-	if err != nil {
-		return nil, err
-	}
-	beta, err := f32(in[2])
+	var x, gamma, beta []float32
+	err := unpack(op.name, in, &x, &gamma, &beta)
 	if err != nil {
 		return nil, err
 	}
@@ -274,15 +267,8 @@ func (op *batchNormDXOp) Type() hm.Type                                  { retur
 func (op *batchNormDXOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return op.fwd.shape, nil }
 func (op *batchNormDXOp) Do(in ...G.Value) (G.Value, error)              { return op.UsePreallocDo(nil, in...) }
 func (op *batchNormDXOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	x, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	g, err := f32(in[1])
-	if err != nil {
-		return nil, err
-	}
-	gamma, err := f32(in[2])
+	var x, g, gamma []float32
+	err := unpack(op.name, in, &x, &g, &gamma)
 	if err != nil {
 		return nil, err
 	}
@@ -338,11 +324,8 @@ func (op *batchNormDGammaOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 }
 func (op *batchNormDGammaOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *batchNormDGammaOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	x, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	g, err := f32(in[1])
+	var x, g []float32
+	err := unpack(op.name, in, &x, &g)
 	if err != nil {
 		return nil, err
 	}
@@ -371,11 +354,8 @@ func (op *reluMaskOp) Type() hm.Type                                  { return f
 func (op *reluMaskOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return op.shape, nil }
 func (op *reluMaskOp) Do(in ...G.Value) (G.Value, error)              { return op.UsePreallocDo(nil, in...) }
 func (op *reluMaskOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	y, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	dy, err := f32(in[1])
+	var y, dy []float32
+	err := unpack(op.name, in, &y, &dy)
 	if err != nil {
 		return nil, err
 	}

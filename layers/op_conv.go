@@ -98,11 +98,8 @@ func (op *convOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error
 	if len(in) != op.Arity() {
 		return nil, fmt.Errorf("%s: %d inputs, want %d", op.name, len(in), op.Arity())
 	}
-	x, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	w, err := f32(in[1])
+	var x, w []float32
+	err := unpack(op.name, in, &x, &w)
 	if err != nil {
 		return nil, err
 	}
@@ -298,11 +295,8 @@ func (op *bnGammaGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 }
 func (op *bnGammaGradOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *bnGammaGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	y, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	g, err := f32(in[1])
+	var y, g []float32
+	err := unpack(op.name, in, &y, &g)
 	if err != nil {
 		return nil, err
 	}
@@ -359,11 +353,8 @@ func (op *gradPreOp) Type() hm.Type                                  { return fn
 func (op *gradPreOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return op.fwd.outShape(), nil }
 func (op *gradPreOp) Do(in ...G.Value) (G.Value, error)              { return op.UsePreallocDo(nil, in...) }
 func (op *gradPreOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	y, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	dy, err := f32(in[1])
+	var y, dy []float32
+	err := unpack(op.name, in, &y, &dy)
 	if err != nil {
 		return nil, err
 	}
@@ -409,11 +400,8 @@ func (op *convBwdDataOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 }
 func (op *convBwdDataOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *convBwdDataOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	gs, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	w, err := f32(in[1])
+	var gs, w []float32
+	err := unpack(op.name, in, &gs, &w)
 	if err != nil {
 		return nil, err
 	}
@@ -437,11 +425,8 @@ func (op *convBwdWeightOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 }
 func (op *convBwdWeightOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *convBwdWeightOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	x, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	gs, err := f32(in[1])
+	var x, gs []float32
+	err := unpack(op.name, in, &x, &gs)
 	if err != nil {
 		return nil, err
 	}
@@ -465,7 +450,8 @@ func (op *channelSumOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 }
 func (op *channelSumOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *channelSumOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	g, err := f32(in[0])
+	var g []float32
+	err := unpack(op.name, in, &g)
 	if err != nil {
 		return nil, err
 	}

@@ -131,11 +131,8 @@ func (op *linearOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, err
 	if !shapeOf(in[0]).Eq(op.xShape) {
 		return nil, fmt.Errorf("%s: input shape %v, graph built for %v", op.name, shapeOf(in[0]), op.xShape)
 	}
-	x, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	w, err := f32(in[1])
+	var x, w []float32
+	err := unpack(op.name, in, &x, &w)
 	if err != nil {
 		return nil, err
 	}
@@ -227,11 +224,8 @@ func (op *linearMaskOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 }
 func (op *linearMaskOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *linearMaskOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	y, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	dy, err := f32(in[1])
+	var y, dy []float32
+	err := unpack(op.name, in, &y, &dy)
 	if err != nil {
 		return nil, err
 	}
@@ -264,11 +258,8 @@ func (op *linearBwdDataOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 }
 func (op *linearBwdDataOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *linearBwdDataOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	g, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	w, err := f32(in[1])
+	var g, w []float32
+	err := unpack(op.name, in, &g, &w)
 	if err != nil {
 		return nil, err
 	}
@@ -299,11 +290,8 @@ func (op *linearBwdWeightOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 }
 func (op *linearBwdWeightOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *linearBwdWeightOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	x, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	g, err := f32(in[1])
+	var x, g []float32
+	err := unpack(op.name, in, &x, &g)
 	if err != nil {
 		return nil, err
 	}
@@ -335,7 +323,8 @@ func (op *linearBwdBiasOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 }
 func (op *linearBwdBiasOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *linearBwdBiasOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	g, err := f32(in[0])
+	var g []float32
+	err := unpack(op.name, in, &g)
 	if err != nil {
 		return nil, err
 	}

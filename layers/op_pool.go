@@ -23,7 +23,8 @@ func (op *maxPoolOp) outShape() tensor.Shape {
 func (op *maxPoolOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return op.outShape(), nil }
 func (op *maxPoolOp) Do(in ...G.Value) (G.Value, error)              { return op.UsePreallocDo(nil, in...) }
 func (op *maxPoolOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	x, err := f32(in[0])
+	var x []float32
+	err := unpack(op.name, in, &x)
 	if err != nil {
 		return nil, err
 	}
@@ -53,15 +54,8 @@ func (op *maxPoolBwdOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 }
 func (op *maxPoolBwdOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *maxPoolBwdOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	x, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	y, err := f32(in[1])
-	if err != nil {
-		return nil, err
-	}
-	dy, err := f32(in[2])
+	var x, y, dy []float32
+	err := unpack(op.name, in, &x, &y, &dy)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +78,8 @@ func (op *upsampleOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 }
 func (op *upsampleOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *upsampleOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	x, err := f32(in[0])
+	var x []float32
+	err := unpack(op.name, in, &x)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +110,8 @@ func (op *upsampleBwdOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 }
 func (op *upsampleBwdOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *upsampleBwdOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	dy, err := f32(in[0])
+	var dy []float32
+	err := unpack(op.name, in, &dy)
 	if err != nil {
 		return nil, err
 	}
