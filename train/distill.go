@@ -250,8 +250,8 @@ func ExportStudent(reg *layers.Registry, path string) error {
 	return weights.SaveSafetensors(path, sd, map[string]string{"content": "student detector without distillation parameters"})
 }
 
-// AfterTrain exports the student-only weights next to the final
-// checkpoint of a finished run.
+// AfterTrain exports the student-only weights of a finished run (next
+// to its final checkpoint, which the checkpoint hook writes after).
 func (d *Distill) AfterTrain(t *Trainer) error {
 	if !t.Finished() {
 		return nil

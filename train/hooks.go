@@ -50,13 +50,16 @@ func (HookBase) AfterTrain(*Trainer) error    { return nil }
 func (HookBase) State() ([]byte, error)       { return nil, nil }
 func (HookBase) LoadState([]byte) error       { return nil }
 
-// DefaultHooks are the hooks of every run, in order: the LR schedule,
-// the periodic log (stdout, metrics.jsonl, TensorBoard), evaluation with
-// the best checkpoint, periodic and final checkpoints, and the plots.
-// Hooks added after them (Options.Extensions) run later at each point,
-// so a distillation hook's AfterTrain sees the final checkpoint written.
-func DefaultHooks() []Hook {
-	return []Hook{&LRSchedule{}, &PeriodicLog{}, &Evaluation{}, &PeriodicCheckpoint{}, &Plots{}}
+// DefaultHooks are the hooks of a run with the extensions in their place:
+// the LR schedule and the periodic log (stdout, metrics.jsonl,
+// TensorBoard) first, then the extensions, then evaluation with the best
+// checkpoint, the periodic and final checkpoints and the plots. So a
+// checkpoint holds every hook's state after the iteration it counts, and
+// the run's metrics are written before it is evaluated and saved.
+func DefaultHooks(extensions ...Hook) []Hook {
+	hs := []Hook{&LRSchedule{}, &PeriodicLog{}}
+	hs = append(hs, extensions...)
+	return append(hs, &Evaluation{}, &PeriodicCheckpoint{}, &Plots{})
 }
 
 // Register adds hooks after those already registered.

@@ -28,7 +28,8 @@ type Options struct {
 	Weights string
 	// Out receives the progress lines (nil: os.Stdout).
 	Out io.Writer
-	// Extensions are hooks run after DefaultHooks (distillation).
+	// Extensions are hooks added to the defaults (distillation); see
+	// DefaultHooks for where they run.
 	Extensions []Extension
 	// Log receives diagnostics (nil: slog.Default()).
 	Log *slog.Logger
@@ -85,17 +86,14 @@ type Step struct {
 }
 
 // New prepares a run (datasets, detector, work dir, setup.go), registers
-// DefaultHooks then opts.Extensions, and loads the resumed checkpoint or
+// DefaultHooks with opts.Extensions, and loads the resumed checkpoint or
 // the initial weights.
 func New(opts Options) (*Trainer, error) {
 	t, err := setup(opts)
 	if err != nil {
 		return nil, err
 	}
-	if err := t.Register(DefaultHooks()...); err != nil {
-		return nil, err
-	}
-	if err := t.Register(opts.Extensions...); err != nil {
+	if err := t.Register(DefaultHooks(opts.Extensions...)...); err != nil {
 		return nil, err
 	}
 	CleanTemp(t.WorkDir)
