@@ -1,10 +1,14 @@
 package glue
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/skd-go/skd/config"
 	"github.com/skd-go/skd/data"
+	"github.com/skd-go/skd/data/synth"
 )
 
 // Moved from infer/infer_test.go with the functions they test.
@@ -61,5 +65,80 @@ func TestToInput(t *testing.T) {
 	}
 	if err := ev.Validate(false); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestValSplitRule: the one rule of training and kdeval: an explicit
+// data.val wins over the synthetic set, which is generated (and
+// announced) when it is the split; no split at all is not an error here.
+func TestValSplitRule(t *testing.T) {
+	cfg := config.Default()
+	if _, ok, err := ValSplit(&cfg, nil); ok || err != nil {
+		t.Errorf("no val split: ok %v err %v", ok, err)
+	}
+	dir := filepath.Join(t.TempDir(), "synth")
+	cfg.Data.Synth = config.SynthConfig{Dir: dir, Train: 1, Val: 1, Seed: 2, Size: 64}
+	var notes []string
+	sp, ok, err := ValSplit(&cfg, func(m string) { notes = append(notes, m) })
+	if err != nil || !ok || sp.Ann != synth.ValAnnotations(dir) || sp.Images != synth.ValImages(dir) {
+		t.Fatalf("synthetic val split %+v ok %v err %v", sp, ok, err)
+	}
+	if len(notes) != 1 || !strings.Contains(notes[0], "generating the synthetic set in "+dir) {
+		t.Errorf("notices %q", notes)
+	}
+	if _, err := os.Stat(sp.Ann); err != nil {
+		t.Error(err)
+	}
+	notes = nil
+	tr, err := TrainSplit(&cfg, func(m string) { notes = append(notes, m) })
+	if err != nil || tr.Ann != synth.TrainAnnotations(dir) || len(notes) != 0 {
+		t.Errorf("train split %+v err %v notices %q", tr, err, notes)
+	}
+	cfg.Data.Val = config.DatasetConfig{Ann: "val.json", Images: "val/"}
+	if sp, ok, err := ValSplit(&cfg, nil); err != nil || !ok || sp != (Split{"val.json", "val/"}) {
+		t.Errorf("explicit data.val: %+v ok %v err %v", sp, ok, err)
+	}
+	cfg.Data.Synth.Dir = ""
+	if _, err := TrainSplit(&cfg, nil); err == nil || !strings.Contains(err.Error(), "data.train.ann is not set") {
+		t.Errorf("no train split: %v", err)
+	}
+}
+
+// TestTrainInputLabels: ModelLabels maps contiguous labels to category
+// ids for data.labels: category_id, and checks num_classes.
+func TestTrainInputLabels(t *testing.T) {
+	cfg := config.Default()
+	ds := &data.Dataset{Categories: make([]data.Category, 2), LabelToCatID: []int64{0, 3, 7}}
+	m, err := ModelLabels(&cfg, ds, "a.json")
+	if err != nil || m != nil {
+		t.Fatalf("contiguous: %v %v", m, err)
+	}
+	cfg.Data.Labels = "category_id"
+	if m, err = ModelLabels(&cfg, ds, "a.json"); err != nil || len(m) != 3 {
+		t.Fatalf("category_id: %v %v", m, err)
+	}
+	b := &data.Batch{N: 1, H: 4, W: 4, Images: make([]float32, 48), Items: []data.BatchItem{{H: 4, W: 4, Boxes: [][4]float32{{0, 0, 2, 2}, {1, 1, 3, 3}}, Labels: []int{2, 1}}}}
+	in := TrainInput(b, m)
+	if in.GTLabels[0][0] != 7 || in.GTLabels[0][1] != 3 || b.Items[0].Labels[0] != 2 {
+		t.Errorf("labels %v (batch %v)", in.GTLabels, b.Items[0].Labels)
+	}
+	cfg.Model.RoI.NumClasses = 7
+	if _, err := ModelLabels(&cfg, ds, "a.json"); err == nil || !strings.Contains(err.Error(), "needs 8") {
+		t.Errorf("too few classes: %v", err)
+	}
+}
+
+// TestKD: distill.* maps onto kd.Config; an unknown option is an error
+// that lists the known ones.
+func TestKD(t *testing.T) {
+	cfg := config.Default()
+	cfg.Distill = config.DistillConfig{Loss: "cwd", Weight: 3, Levels: []int{1, 2}, Options: map[string]float64{"tau": 2, "window": 7}}
+	kc, err := KD(&cfg)
+	if err != nil || kc.Loss != "cwd" || kc.Weight != 3 || kc.Tau != 2 || kc.Window != 7 || len(kc.Levels) != 2 {
+		t.Errorf("%+v %v", kc, err)
+	}
+	cfg.Distill.Options["temperature"] = 1
+	if _, err := KD(&cfg); err == nil || !strings.Contains(err.Error(), "distill.options.temperature is not a known option (mask_ratio, sigma, tau, window)") {
+		t.Errorf("unknown option: %v", err)
 	}
 }
