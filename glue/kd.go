@@ -2,7 +2,8 @@ package glue
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/skd-go/skd/config"
@@ -22,21 +23,12 @@ var kdOptions = map[string]func(c *kd.Config, v float64){
 func KD(cfg *config.File) (kd.Config, error) {
 	dc := cfg.Distill
 	kc := kd.Config{Loss: dc.Loss, Weight: dc.Weight, Levels: dc.Levels, Adapter: dc.Adapter, Normalize: dc.Normalize}
-	for _, k := range sortedKeys(dc.Options) {
+	for _, k := range slices.Sorted(maps.Keys(dc.Options)) {
 		set, ok := kdOptions[k]
 		if !ok {
-			return kd.Config{}, fmt.Errorf("distill.options.%s is not a known option (%s)", k, strings.Join(sortedKeys(kdOptions), ", "))
+			return kd.Config{}, fmt.Errorf("distill.options.%s is not a known option (%s)", k, strings.Join(slices.Sorted(maps.Keys(kdOptions)), ", "))
 		}
 		set(&kc, dc.Options[k])
 	}
 	return kc, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
