@@ -32,20 +32,20 @@ type Config struct {
 	BNEps float64 `yaml:"bn_eps"`
 	// ResidualScale, when > 0, sets the (frozen) scale of the last BN of
 	// every residual branch at Init, so that a network trained from
-	// scratch with BatchNorm2d starts close to the identity (SkipInit-style;
+	// scratch with FrozenBN starts close to the identity (SkipInit-style;
 	// torchvision's zero_init_residual would freeze the branch at zero).
 	// 0 keeps the identity BN. Loaded weights override it.
 	ResidualScale float64 `yaml:"residual_scale"`
 	// TrainBNAffine makes every BN's weight and bias trainable while its
 	// statistics stay frozen (mmdetection's requires_grad=True with
 	// norm_eval=True); useful when training from scratch, where identity
-	// BatchNorm2d leaves the backbone without any bias.
+	// FrozenBN leaves the backbone without any bias.
 	TrainBNAffine bool `yaml:"train_bn_affine"`
-	// Norm is "BatchNorm2d" (default: torchvision's FrozenBatchNorm2d, fixed
+	// Norm is "FrozenBN" (default: torchvision's FrozenBatchNorm2d, fixed
 	// statistics) or "BN": training-mode BatchNorm2d in the trainable
 	// stages (batch statistics while training, running statistics updated
 	// with momentum 0.1 and used for inference; detectron2's norm "BN"),
-	// for training from scratch. Frozen stages keep BatchNorm2d.
+	// for training from scratch. Frozen stages keep FrozenBN.
 	Norm string `yaml:"norm"`
 	// Prefix goes before every parameter name, e.g. "backbone.body.".
 	Prefix string `yaml:"-"`
@@ -68,9 +68,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("backbone: residual_scale must be >= 0")
 	}
 	switch c.Norm {
-	case "", "BatchNorm2d", "BN":
+	case "", "FrozenBN", "BN":
 	default:
-		return fmt.Errorf("backbone: norm %q not supported (BatchNorm2d, BN)", c.Norm)
+		return fmt.Errorf("backbone: norm %q not supported (FrozenBN, BN)", c.Norm)
 	}
 	if c.BNEps < 0 {
 		return fmt.Errorf("backbone: bn_eps must be >= 0")
@@ -194,7 +194,7 @@ func NewResNet(reg *layers.Registry, cfg Config) (*ResNet, error) {
 	}
 	if cfg.Norm == "BN" {
 		// batch statistics in the stages that train (detectron2 turns the
-		// frozen ones into BatchNorm2d)
+		// frozen ones into FrozenBN)
 		if cfg.FrozenStages < 1 {
 			r.bn1.UseBatchStats(bnMomentum)
 		}
@@ -222,7 +222,7 @@ func NewResNet(reg *layers.Registry, cfg Config) (*ResNet, error) {
 }
 
 // Init fills the convolution weights as torchvision's ResNet does
-// (kaiming normal, fan-out); BatchNorm2d stays the identity.
+// (kaiming normal, fan-out); FrozenBN stays the identity.
 func (r *ResNet) Init(rng *rand.Rand) {
 	convs := []*layers.Conv2d{r.conv1}
 	for _, st := range r.stages {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
 
 	"github.com/skd-go/skd/kernels"
 )
@@ -102,5 +103,5 @@ func (b *Builder) UpsampleNearest(x *G.Node, h, w int) *G.Node {
 	if len(s) != 4 {
 		return b.Fail(fmt.Errorf("upsample: input shape %v is not NCHW", s))
 	}
-	return b.apply(&upsampleOp{opBase: opBase{name: "upsample", id: b.nextID()}, n: s[0], c: s[1], h: s[2], w: s[3], oh: h, ow: w, needDX: b.NeedsGrad(x)}, x)
+	return b.apply(&upsampleOp{opBase: opBase{name: "upsample", id: b.nextID()}, sig: newSig(tensor.Shape{s[0], s[1], h, w}, 4), n: s[0], c: s[1], h: s[2], w: s[3], oh: h, ow: w, needDX: b.NeedsGrad(x)}, x)
 }

@@ -192,13 +192,13 @@ func (op *batchNormOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, e
 	g := grad
 	var err error
 	if op.relu {
-		mask := &reluMaskOp{opBase: opBase{name: op.name + ".dmask", id: op.id}, shape: op.shape}
+		mask := &reluMaskOp{opBase: opBase{name: op.name + ".dmask", id: op.id}, sig: newSig(op.shape, 4, 4)}
 		if g, err = G.ApplyOp(mask, output, grad); err != nil {
 			return nil, err
 		}
 	}
 	if op.needDX {
-		dx := &batchNormDXOp{opBase: opBase{name: op.name + ".dx", id: op.id}, fwd: op}
+		dx := &batchNormDXOp{opBase: opBase{name: op.name + ".dx", id: op.id}, sig: newSig(op.shape, 4, 4, 1), fwd: op}
 		if ret[0], err = G.ApplyOp(dx, inputs[0], g, inputs[1]); err != nil {
 			return nil, err
 		}
@@ -215,7 +215,7 @@ func (op *batchNormOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, e
 		}
 	}
 	if op.bn.Bias.Trainable() {
-		db := &channelSumOp{opBase: opBase{name: op.name + ".dbeta", id: op.id}, n: op.n, c: op.c}
+		db := &channelSumOp{opBase: opBase{name: op.name + ".dbeta", id: op.id}, n: op.n, c: op.c, sig: newSig(tensor.Shape{op.c}, 4)}
 		if ret[2], err = G.ApplyOp(db, g); err != nil {
 			return nil, err
 		}
@@ -258,14 +258,12 @@ func (op *batchNormOp) sums(x, g []float32, buf *[]float64) (sg, sgx []float64) 
 // batchNormDXOp: dx = gamma * invstd * (g - mean(g) - xhat * mean(g*xhat)).
 type batchNormDXOp struct {
 	opBase
+	sig
 	fwd *batchNormOp
 	buf []float64
 }
 
-func (op *batchNormDXOp) Arity() int                                     { return 3 }
-func (op *batchNormDXOp) Type() hm.Type                                  { return fnType(4, 4, 4, 1) }
-func (op *batchNormDXOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return op.fwd.shape, nil }
-func (op *batchNormDXOp) Do(in ...G.Value) (G.Value, error)              { return op.UsePreallocDo(nil, in...) }
+func (op *batchNormDXOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *batchNormDXOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 	var x, g, gamma []float32
 	err := unpack(op.name, in, &x, &g, &gamma)
@@ -346,13 +344,10 @@ func (op *batchNormDGammaOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.V
 // reluMaskOp: dy * (y > 0), the gradient through a fused ReLU.
 type reluMaskOp struct {
 	opBase
-	shape tensor.Shape
+	sig
 }
 
-func (op *reluMaskOp) Arity() int                                     { return 2 }
-func (op *reluMaskOp) Type() hm.Type                                  { return fnType(4, 4, 4) }
-func (op *reluMaskOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return op.shape, nil }
-func (op *reluMaskOp) Do(in ...G.Value) (G.Value, error)              { return op.UsePreallocDo(nil, in...) }
+func (op *reluMaskOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *reluMaskOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 	var y, dy []float32
 	err := unpack(op.name, in, &y, &dy)

@@ -189,7 +189,7 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 			g = grad
 			return g, nil
 		}
-		g, err = G.ApplyOp(&gradPreOp{opBase: opBase{name: op.name + ".dmask", id: op.id}, fwd: op, mask: true}, output, grad)
+		g, err = G.ApplyOp(&gradPreOp{opBase: opBase{name: op.name + ".dmask", id: op.id}, sig: newSig(op.outShape(), 4, 4), fwd: op, mask: true}, output, grad)
 		return g, err
 	}
 	scaled := func() (*G.Node, error) {
@@ -200,7 +200,7 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 			gs, err = unscaled()
 			return gs, err
 		}
-		pre := &gradPreOp{opBase: opBase{name: op.name + ".dscale", id: op.id}, fwd: op, mask: op.relu, scale: true}
+		pre := &gradPreOp{opBase: opBase{name: op.name + ".dscale", id: op.id}, sig: newSig(op.outShape(), 4, 4), fwd: op, mask: op.relu, scale: true}
 		gs, err = G.ApplyOp(pre, output, grad)
 		return gs, err
 	}
@@ -210,12 +210,12 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 		}
 	}
 	if op.needDX {
-		if ret[0], err = G.ApplyOp(&convBwdDataOp{opBase: opBase{name: op.name + ".dx", id: op.id}, fwd: op}, gs, inputs[1]); err != nil {
+		if ret[0], err = G.ApplyOp(&convBwdDataOp{opBase: opBase{name: op.name + ".dx", id: op.id}, sig: newSig(tensor.Shape{op.p.N, op.p.C, op.p.H, op.p.W}, 4, 4), fwd: op}, gs, inputs[1]); err != nil {
 			return nil, err
 		}
 	}
 	if op.needDW {
-		if ret[1], err = G.ApplyOp(&convBwdWeightOp{opBase: opBase{name: op.name + ".dw", id: op.id}, fwd: op}, inputs[0], gs); err != nil {
+		if ret[1], err = G.ApplyOp(&convBwdWeightOp{opBase: opBase{name: op.name + ".dw", id: op.id}, sig: newSig(tensor.Shape{op.p.K, op.p.C, op.p.KH, op.p.KW}, 4, 4), fwd: op}, inputs[0], gs); err != nil {
 			return nil, err
 		}
 	}
@@ -225,7 +225,7 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 			if _, err := scaled(); err != nil {
 				return nil, err
 			}
-			if ret[k], err = G.ApplyOp(&channelSumOp{opBase: opBase{name: op.name + ".db", id: op.id}, n: op.p.N, c: op.p.K}, gs); err != nil {
+			if ret[k], err = G.ApplyOp(&channelSumOp{opBase: opBase{name: op.name + ".db", id: op.id}, n: op.p.N, c: op.p.K, sig: newSig(tensor.Shape{op.p.K}, 4)}, gs); err != nil {
 				return nil, err
 			}
 		}
@@ -258,7 +258,7 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 			}
 		}
 		if op.needDBeta {
-			if ret[k+1], err = G.ApplyOp(&channelSumOp{opBase: opBase{name: op.name + ".dbeta", id: op.id}, n: op.p.N, c: op.p.K}, g); err != nil {
+			if ret[k+1], err = G.ApplyOp(&channelSumOp{opBase: opBase{name: op.name + ".dbeta", id: op.id}, n: op.p.N, c: op.p.K, sig: newSig(tensor.Shape{op.p.K}, 4)}, g); err != nil {
 				return nil, err
 			}
 		}
@@ -344,14 +344,12 @@ func (op *bnGammaGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 // scale): the gradient entering the convolution proper.
 type gradPreOp struct {
 	opBase
+	sig
 	fwd         *convOp
 	mask, scale bool
 }
 
-func (op *gradPreOp) Arity() int                                     { return 2 }
-func (op *gradPreOp) Type() hm.Type                                  { return fnType(4, 4, 4) }
-func (op *gradPreOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return op.fwd.outShape(), nil }
-func (op *gradPreOp) Do(in ...G.Value) (G.Value, error)              { return op.UsePreallocDo(nil, in...) }
+func (op *gradPreOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *gradPreOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 	var y, dy []float32
 	err := unpack(op.name, in, &y, &dy)
@@ -389,15 +387,10 @@ func (op *gradPreOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, er
 // convBwdDataOp: dx = conv^T(gs, w).
 type convBwdDataOp struct {
 	opBase
+	sig
 	fwd *convOp
 }
 
-func (op *convBwdDataOp) Arity() int    { return 2 }
-func (op *convBwdDataOp) Type() hm.Type { return fnType(4, 4, 4) }
-func (op *convBwdDataOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	p := op.fwd.p
-	return tensor.Shape{p.N, p.C, p.H, p.W}, nil
-}
 func (op *convBwdDataOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *convBwdDataOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 	var gs, w []float32
@@ -414,15 +407,10 @@ func (op *convBwdDataOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 // convBwdWeightOp: dw = corr(x, gs).
 type convBwdWeightOp struct {
 	opBase
+	sig
 	fwd *convOp
 }
 
-func (op *convBwdWeightOp) Arity() int    { return 2 }
-func (op *convBwdWeightOp) Type() hm.Type { return fnType(4, 4, 4) }
-func (op *convBwdWeightOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	p := op.fwd.p
-	return tensor.Shape{p.K, p.C, p.KH, p.KW}, nil
-}
 func (op *convBwdWeightOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *convBwdWeightOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 	var x, gs []float32
@@ -440,14 +428,10 @@ func (op *convBwdWeightOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Val
 // gradients).
 type channelSumOp struct {
 	opBase
+	sig
 	n, c int
 }
 
-func (op *channelSumOp) Arity() int    { return 1 }
-func (op *channelSumOp) Type() hm.Type { return fnType(1, 4) }
-func (op *channelSumOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	return tensor.Shape{op.c}, nil
-}
 func (op *channelSumOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *channelSumOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 	var g []float32

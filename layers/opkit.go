@@ -3,7 +3,9 @@ package layers
 import (
 	"fmt"
 
+	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
 )
 
 // Shared scaffolding of the custom ops (besides opBase): reading the
@@ -25,3 +27,20 @@ func unpack(name string, in []G.Value, dst ...*[]float32) error {
 	}
 	return nil
 }
+
+// sig is the signature of an op whose output shape is fixed when the op
+// is built (the backward ops, the fixed-size forward ones): its inputs'
+// ranks and its output shape. Embedded next to opBase, it provides Arity,
+// Type and InferShape; the op provides Do and UsePreallocDo.
+type sig struct {
+	inDims []int
+	shape  tensor.Shape
+}
+
+func newSig(shape tensor.Shape, inDims ...int) sig {
+	return sig{inDims: inDims, shape: shape.Clone()}
+}
+
+func (s *sig) Arity() int                                     { return len(s.inDims) }
+func (s *sig) Type() hm.Type                                  { return fnType(len(s.shape), s.inDims...) }
+func (s *sig) InferShape(...G.DimSizer) (tensor.Shape, error) { return s.shape.Clone(), nil }

@@ -1,5 +1,5 @@
 // Command bench_detector times the project's Faster R-CNN R50-FPN (91
-// classes, BatchNorm2d, stages 2-4 trainable, torchvision defaults) with
+// classes, FrozenBN, stages 2-4 trainable, torchvision defaults) with
 // deterministic weights (detrand, as scripts/golden_common.fill_model):
 // inference (Detect, batch 1) or a training step (TrainStep: forward,
 // sampling, losses, backward; no optimizer) on an already-normalised

@@ -1,5 +1,5 @@
 // Command bench_r50fpn times R50-FPN (fasterrcnn_resnet50_fpn's backbone:
-// BatchNorm2d, stages 2-4 trainable) forward+backward of a scalar loss on a
+// FrozenBN, stages 2-4 trainable) forward+backward of a scalar loss on a
 // batch, and reports the peak RSS; scripts/bench_r50fpn.sh runs it beside
 // scripts/bench_r50fpn_torch.py and prints the ratios.
 package main
