@@ -50,9 +50,10 @@ type Trainer struct {
 	Log     *slog.Logger
 	// Out receives the progress lines.
 	Out io.Writer
-	// Events records metrics (metrics.jsonl, TensorBoard); a hook may
-	// replace it in BeforeTrain before anything is written (a
-	// distributed run's ranks other than 0).
+	// Events records metrics (metrics.jsonl, TensorBoard, opened on the
+	// first write); a hook may set its own in Register or replace it in
+	// BeforeTrain before anything is written (a distributed run's ranks
+	// other than 0).
 	Events EventWriter
 	// Step is the iteration being run.
 	Step Step
@@ -122,7 +123,9 @@ func (t *Trainer) Run() (err error) {
 		return err
 	}
 	defer t.loader.Close()
-	t.Events = newFileEvents(t.WorkDir, t.Log)
+	if t.Events == nil {
+		t.Events = newFileEvents(t.WorkDir, t.Log)
+	}
 	defer func() {
 		if e := t.Events.Close(); err == nil {
 			err = e
