@@ -50,6 +50,8 @@ type SynthConfig struct {
 	Val   int    `yaml:"val"`
 	Seed  int64  `yaml:"seed"`
 	Size  int    `yaml:"size"`
+	// Sizes "coco" gives COCO-like image shapes (Size is the long side).
+	Sizes string `yaml:"sizes,omitempty"`
 }
 
 // DataConfig selects the datasets and the loader.

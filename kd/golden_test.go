@@ -208,6 +208,9 @@ func newDistRig(t testing.TB, cfg Config, cs, ct []int, shapes [][4]int, xname, 
 	}
 	r := &distRig{d: d, teacher: &Teacher{}}
 	b := layers.NewBuilder(reg)
+	if rigArena != nil {
+		b.UseArena(rigArena)
+	}
 	var ins []*G.Node
 	for i, s := range shapes {
 		n := b.InputRequiringGrad("x"+string(rune('0'+i)), s[:]...)
@@ -251,12 +254,15 @@ func newDistRig(t testing.TB, cfg Config, cs, ct []int, shapes [][4]int, xname, 
 		}
 	}
 	r.grads = append(r.grads, gs...)
-	if r.m, err = layers.NewMachine(b.G); err != nil {
+	if r.m, err = b.Compile(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.m.Close() })
 	return r
 }
+
+// rigArena, when set, makes newDistRig plan its graph into it.
+var rigArena *layers.Arena
 
 func (r *distRig) run(t testing.TB) float64 {
 	t.Helper()

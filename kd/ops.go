@@ -105,6 +105,23 @@ func (op *levelOp) Type() hm.Type {
 func (op *levelOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return tensor.ScalarShape(), nil }
 func (op *levelOp) DiffWRT(int) []bool                             { return []bool{op.needGrad} }
 
+// DropArenaViews implements layers.ArenaViewer: the gradient buffer may be
+// the op's arena slot.
+func (op *levelOp) DropArenaViews() {
+	if op.Slot() != nil {
+		op.grad = nil
+	}
+}
+
+// ArenaFloats: in a planned program the gradient buffer is the op's arena
+// slot (the gradient op reads this op's output, so the slot outlives it).
+func (op *levelOp) ArenaFloats() int {
+	if !op.needGrad {
+		return 1
+	}
+	return op.shape[0] * op.shape[1] * op.shape[2] * op.shape[3]
+}
+
 func (op *levelOp) Do(in ...G.Value) (G.Value, error) {
 	if len(in) != 1 {
 		return nil, fmt.Errorf("%s: %d inputs, want 1", op.Name(), len(in))
@@ -122,7 +139,9 @@ func (op *levelOp) Do(in ...G.Value) (G.Value, error) {
 	}
 	var g []float32
 	if op.needGrad {
-		if len(op.grad) != len(x) {
+		if slot := op.Slot(); len(slot) >= len(x) {
+			op.grad = slot[:len(x)] // planned: lives as long as the output
+		} else if len(op.grad) != len(x) || op.Slot() != nil {
 			op.grad = make([]float32, len(x))
 		}
 		g = op.grad

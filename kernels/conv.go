@@ -53,6 +53,14 @@ func (ws *ConvWorkspace) Get(n int) []float32 {
 	return ws.buf[:n]
 }
 
+// Cap returns the workspace's size in floats.
+func (ws *ConvWorkspace) Cap() int {
+	if ws == nil {
+		return 0
+	}
+	return cap(ws.buf)
+}
+
 // isPointwise reports a 1x1, stride-1, unpadded convolution: its input is
 // already the GEMM operand, no im2col needed.
 func (p ConvParams) isPointwise() bool {

@@ -25,6 +25,7 @@ type Builder struct {
 	// running statistics; otherwise every BN uses its stored statistics.
 	Training bool
 
+	arena     *Arena
 	nodes     map[*Param]*G.Node
 	needsGrad map[*G.Node]bool
 	err       error
@@ -40,6 +41,14 @@ func NewBuilder(reg *Registry) *Builder {
 		nodes:     map[*Param]*G.Node{},
 		needsGrad: map[*G.Node]bool{},
 	}
+}
+
+// UseArena makes the graph's values live in a (see Arena): call it before
+// adding ops; Compile then plans the graph into the arena, and the
+// convolutions share the arena's scratch.
+func (b *Builder) UseArena(a *Arena) {
+	b.arena = a
+	b.WS = &a.WS
 }
 
 // Err returns the first error met while building.

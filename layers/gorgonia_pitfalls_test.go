@@ -17,9 +17,12 @@ import (
 	"math"
 	"runtime"
 	"testing"
+	"weak"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/skd-go/skd/layers"
 )
 
 // TestAssumeNoMovingGCStartup: reaching this line means package init of
@@ -512,5 +515,46 @@ func TestPitfallLispMachineConcatGrad(t *testing.T) {
 			t.Errorf("TapeMachine, Concat axis %d: %v", axis, err)
 		}
 		m.Close()
+	}
+}
+
+// TapeMachine sets a finalizer on itself (it does nothing without CUDA).
+// Go never collects a reference cycle that holds an object with a
+// finalizer, and a program whose graph refers back to it (a host op's
+// closure over the program, as the detector's proposal step is) is such a
+// cycle: every program ever compiled stays in memory. Observed: the first
+// machine below is never collected. Safe path: NewMachine clears the
+// finalizer.
+func TestPitfallTapeMachineFinalizerCycle(t *testing.T) {
+	type holder struct{ vm G.VM }
+	build := func(mk func(g *G.ExprGraph) G.VM) weak.Pointer[holder] {
+		h := &holder{}
+		b := layers.NewBuilder(layers.NewRegistry())
+		x := b.Input("x", 1, 4)
+		G.Let(x, tensor.New(tensor.WithShape(1, 4), tensor.Of(tensor.Float32)))
+		b.Host("back_reference", []int{1, 4}, func(in [][]float32, out []float32) error {
+			_ = h.vm // the op refers to the holder of its machine
+			return nil
+		}, x)
+		h.vm = mk(b.G)
+		return weak.Make(h)
+	}
+	collected := func(w weak.Pointer[holder]) bool {
+		for i := 0; i < 3; i++ {
+			runtime.GC()
+		}
+		return w.Value() == nil
+	}
+	if collected(build(func(g *G.ExprGraph) G.VM { return G.NewTapeMachine(g) })) {
+		t.Error("Gorgonia fixed the TapeMachine finalizer cycle: NewMachine's runtime.SetFinalizer(vm, nil) can go")
+	}
+	if !collected(build(func(g *G.ExprGraph) G.VM {
+		m, err := layers.NewMachine(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.VM()
+	})) {
+		t.Error("a program built by NewMachine is never collected")
 	}
 }

@@ -65,6 +65,9 @@ func (op *flatLoss) Do(in ...G.Value) (G.Value, error) {
 	return op.result(s), nil
 }
 
+// DropArenaViews implements ArenaViewer.
+func (op *flatLoss) DropArenaViews() { clear(op.bufs) }
+
 func (op *flatLoss) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	ret := make(G.Nodes, len(inputs))
 	for j := range inputs {

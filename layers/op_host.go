@@ -49,6 +49,13 @@ func (op *hostOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error
 	return out, nil
 }
 func (op *hostOp) DiffWRT(n int) []bool { return make([]bool, n) }
+
+// DropArenaViews implements ArenaViewer.
+func (op *hostOp) DropArenaViews() {
+	for i := range op.bufs {
+		op.bufs[i] = nil
+	}
+}
 func (op *hostOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	return make(G.Nodes, len(inputs)), nil
 }

@@ -11,11 +11,14 @@ import (
 // register of any node once its last reader ran (a terminal node's
 // interval ends where it is computed), so the value bound to a node is not
 // reliable after RunAll. The copy is never handed to Gorgonia: the node's
-// own value is a 1-element placeholder.
+// own value is a 1-element placeholder. In a planned program (Arena) there
+// is no copy: the plan keeps the input's value to the end of the run, and
+// Data returns it in place.
 type keepOp struct {
 	opBase
 	shape tensor.Shape
 	data  *tensor.Dense
+	view  []float32 // planned programs: the input's value in the arena
 }
 
 func (op *keepOp) Arity() int { return 1 }
@@ -46,15 +49,23 @@ func (op *keepOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error
 			return nil, err
 		}
 	}
-	if op.data == nil {
-		op.data = tensor.New(tensor.WithShape(len(x)), tensor.Of(tensor.Float32))
+	if op.slot != nil && len(op.shape) > 0 {
+		// planned: the input lives in the arena to the end of the run
+		op.view = x
+	} else {
+		if op.data == nil {
+			op.data = tensor.New(tensor.WithShape(len(x)), tensor.Of(tensor.Float32))
+		}
+		copy(op.data.Data().([]float32), x)
 	}
-	copy(op.data.Data().([]float32), x)
 	if len(op.shape) == 0 {
 		return G.NewF32(0), nil
 	}
 	return op.out(prealloc, tensor.Shape{1}), nil
 }
+
+// DropArenaViews implements ArenaViewer.
+func (op *keepOp) DropArenaViews() { op.view = nil }
 
 // Kept is a node whose value stays valid after a run.
 type Kept struct {
@@ -62,9 +73,13 @@ type Kept struct {
 	op   *keepOp
 }
 
-// Data returns the kept values of the last run (owned by the op; copy
-// them to keep them across runs).
+// Data returns the kept values of the last run (owned by the op, or in a
+// planned program the arena's, valid until the arena's next run; copy
+// them to keep them longer).
 func (k *Kept) Data() []float32 {
+	if k.op.view != nil {
+		return k.op.view
+	}
 	if k.op.data == nil {
 		return nil
 	}

@@ -16,6 +16,7 @@ type opBase struct {
 	name  string
 	id    int
 	cache *tensor.Dense // output used when the register's value does not fit
+	slot  *memSlot      // where a planned program keeps this op's output
 }
 
 func (o *opBase) ReturnsPtr() bool      { return false }
@@ -70,7 +71,20 @@ func shapeOf(v G.Value) tensor.Shape { return v.Shape() }
 // in that op's own output register, and a register's stale value is dead
 // when the register is written. (Gorgonia's view ops, Reshape and Slice,
 // break this by aliasing across registers: the training graphs use none.)
+//
+// In a planned program (Arena) the output is the op's slot in the arena
+// instead: a view that is rebuilt only when the arena has moved.
 func (o *opBase) out(prealloc G.Value, shape tensor.Shape) *tensor.Dense {
+	if s, n := o.slot, shape.TotalSize(); s != nil && n > 0 && n <= s.n {
+		data := s.data()[:n]
+		if o.cache != nil && o.cache.Shape().Eq(shape) {
+			if c, ok := o.cache.Data().([]float32); ok && len(c) > 0 && &c[0] == &data[0] {
+				return o.cache
+			}
+		}
+		o.cache = tensor.New(tensor.WithShape(shape.Clone()...), tensor.WithBacking(data))
+		return o.cache
+	}
 	if d, ok := prealloc.(*tensor.Dense); ok && fits(d, shape) {
 		return d
 	}

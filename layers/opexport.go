@@ -29,6 +29,15 @@ func (o *OpBase) Out(prealloc G.Value, shape tensor.Shape) *tensor.Dense {
 	return o.out(prealloc, shape)
 }
 
+// Slot returns the op's place in its planned program's arena (nil when
+// the program is not planned): see ArenaSizer.
+func (o *OpBase) Slot() []float32 {
+	if o.slot == nil {
+		return nil
+	}
+	return o.slot.data()
+}
+
 // F32 returns a value's float32 data.
 func F32(v G.Value) ([]float32, error) { return f32(v) }
 

@@ -6,7 +6,6 @@ import (
 	randv2 "math/rand/v2"
 
 	G "gorgonia.org/gorgonia"
-	"gorgonia.org/tensor"
 
 	"github.com/skd-go/skd/backbone"
 	"github.com/skd-go/skd/boxes"
@@ -43,9 +42,14 @@ type FasterRCNN struct {
 	Extra ExtraLoss
 
 	programs map[progKey]*Program
-	order    []progKey
-	// MaxPrograms bounds the program cache (least recently built first out).
+	clock    uint64
+	// MaxPrograms bounds the program cache (least recently used first out).
 	MaxPrograms int
+	// Arena is the memory every program computes in (nil: each op keeps
+	// its own output tensors, the unplanned path kept for comparison).
+	Arena *layers.Arena
+	// inputs backs the programs' image tensors (one run at a time).
+	inputs []float32
 }
 
 // ExtraLoss builds extra scalar loss nodes on a training program, already
@@ -73,7 +77,7 @@ func New(cfg Config) (*FasterRCNN, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &FasterRCNN{Cfg: cfg, Reg: reg, Body: body, FPN: f, Anchors: ag, programs: map[progKey]*Program{}, MaxPrograms: 8}
+	d := &FasterRCNN{Cfg: cfg, Reg: reg, Body: body, FPN: f, Anchors: ag, programs: map[progKey]*Program{}, MaxPrograms: 8, Arena: layers.NewArena()}
 	d.RPNHead = rpn.NewHead(reg, "rpn.head.", cfg.FPNChannels, apl)
 	d.BoxHead = roihead.NewBoxHead(reg, cfg.FPNChannels, cfg.RoI)
 	d.Seed(0)
@@ -102,8 +106,7 @@ func (d *FasterRCNN) Init(seed int64) {
 func (d *FasterRCNN) forward(p *Program, b *layers.Builder) error {
 	cfg, n, h, w := d.Cfg, p.N, p.H, p.W
 	p.Images = b.Input("images", n, 3, h, w)
-	p.xval = tensor.New(tensor.WithShape(n, 3, h, w), tensor.Of(tensor.Float32))
-	if err := G.Let(p.Images, p.xval); err != nil {
+	if err := p.bindImages(); err != nil {
 		return err
 	}
 	c := d.Body.Forward(b, p.Images)
@@ -182,26 +185,6 @@ func (p *Program) proposalsFn(in [][]float32, out []float32) error {
 		sample = roihead.DefaultSampler(p.d.Cfg.RoI, p.d.rng)
 	}
 	return p.roi.Select(boxes, p.in.GT, p.in.GTLabels, sample, out)
-}
-
-// setInput copies the batch into the program and, in training, sets the
-// RPN's targets.
-func (p *Program) setInput(in *Input) error {
-	if err := in.Validate(p.Train); err != nil {
-		return err
-	}
-	copy(p.xval.Data().([]float32), in.Images)
-	p.in = in
-	if p.Train {
-		sample := p.d.RPNSample
-		if sample == nil {
-			sample = rpn.DefaultSampler(p.d.Cfg.RPN, p.d.rng)
-		}
-		if err := p.rpn.SetTargets(in.GT, sample); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // TrainStep runs forward and backward on a batch; the gradients are then

@@ -34,6 +34,7 @@ type Distill struct {
 
 	data  kd.Teacher
 	progs map[[3]int]*teacherProg
+	clock uint64
 	pcg   *randv2.PCG
 }
 
@@ -42,6 +43,7 @@ type teacherProg struct {
 	m    *layers.Machine
 	x    *tensor.Dense
 	kept []*layers.Kept
+	used uint64
 }
 
 // NewDistill loads the teacher named by cfg.Teacher (its config and
@@ -181,12 +183,15 @@ func (d *Distill) TeacherForward(in *model.Input) error {
 	key := [3]int{in.N, in.H, in.W}
 	tp := d.progs[key]
 	if tp == nil {
+		d.evictTeacherProgram()
 		var err error
 		if tp, err = d.build(in.N, in.H, in.W); err != nil {
 			return err
 		}
 		d.progs[key] = tp
 	}
+	d.clock++
+	tp.used = d.clock
 	copy(tp.x.Data().([]float32), in.Images)
 	if err := tp.m.Run(); err != nil {
 		return fmt.Errorf("teacher forward: %w", err)
@@ -201,10 +206,31 @@ func (d *Distill) TeacherForward(in *model.Input) error {
 	return nil
 }
 
+// evictTeacherProgram closes the least recently used teacher program when
+// the cache is full (the teacher model's MaxPrograms).
+func (d *Distill) evictTeacherProgram() {
+	for max := d.Teacher.MaxPrograms; max > 0 && len(d.progs) >= max; {
+		var oldK [3]int
+		var old *teacherProg
+		for k, tp := range d.progs {
+			if old == nil || tp.used < old.used {
+				oldK, old = k, tp
+			}
+		}
+		old.m.Close()
+		delete(d.progs, oldK)
+	}
+}
+
 // build compiles the teacher's forward-only backbone + FPN for a shape:
-// no Grad call, so no gradient node or memory exists for the teacher.
+// no Grad call, so no gradient node or memory exists for the teacher. It
+// computes in the teacher model's arena; the kept FPN maps stay there
+// until the teacher's next run.
 func (d *Distill) build(n, h, w int) (*teacherProg, error) {
 	b := layers.NewBuilder(d.Teacher.Reg)
+	if d.Teacher.Arena != nil {
+		b.UseArena(d.Teacher.Arena)
+	}
 	x := b.Input("teacher_images", n, 3, h, w)
 	xv := tensor.New(tensor.WithShape(n, 3, h, w), tensor.Of(tensor.Float32))
 	if err := G.Let(x, xv); err != nil {
@@ -219,7 +245,7 @@ func (d *Distill) build(n, h, w int) (*teacherProg, error) {
 	if err := b.Err(); err != nil {
 		return nil, fmt.Errorf("teacher graph: %w", err)
 	}
-	m, err := layers.NewMachine(b.G)
+	m, err := b.Compile()
 	if err != nil {
 		return nil, err
 	}

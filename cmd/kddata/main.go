@@ -2,12 +2,14 @@
 //
 //	kddata synth --out DIR --train N --val M --seed S [--size 320]
 //	kddata stats --ann annotations/instances_val.json --images val
+//	kddata coco-ann --out instances_train2017_size.json [--images 118287 --annotations 860001]
 package main
 
 import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -30,7 +32,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newSynth(), newStats())
+	root.AddCommand(newSynth(), newStats(), newCOCOAnn())
 	return root
 }
 
@@ -51,6 +53,9 @@ refused.`,
 			if out == "" {
 				return fmt.Errorf("--out is required")
 			}
+			if o.Sizes == "coco" && !cmd.Flags().Changed("size") {
+				o.Size = 640
+			}
 			start := time.Now()
 			if err := synth.Ensure(out, o); err != nil {
 				return err
@@ -65,10 +70,54 @@ refused.`,
 	f.IntVar(&o.Train, "train", 2000, "number of training images")
 	f.IntVar(&o.Val, "val", 200, "number of validation images")
 	f.Int64Var(&o.Seed, "seed", 1, "random seed")
-	f.IntVar(&o.Size, "size", 320, "image width and height in pixels")
+	f.IntVar(&o.Size, "size", 320, "image width and height in pixels (with --sizes coco: the long side, default 640)")
+	f.StringVar(&o.Sizes, "sizes", "", `"coco": COCO-like image shapes and aspect ratios instead of squares`)
 	f.Float64Var(&o.CrowdProb, "crowd-prob", 0.2, "probability of a crowd cluster per image (negative: none)")
 	f.IntVar(&o.Quality, "quality", 92, "JPEG quality")
 	f.IntVar(&o.Workers, "workers", 0, "rendering goroutines (0: all CPUs); does not change the output")
+	return cmd
+}
+
+func newCOCOAnn() *cobra.Command {
+	var o synth.AnnotationOptions
+	var out string
+	cmd := &cobra.Command{
+		Use:   "coco-ann",
+		Short: "Write a COCO-size instances JSON (train2017's counts and structure, random values) to --out",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return fmt.Errorf("--out is required")
+			}
+			start := time.Now()
+			tmp, err := os.CreateTemp(filepath.Dir(out), ".coco-ann-*")
+			if err != nil {
+				return err
+			}
+			defer os.Remove(tmp.Name())
+			if err := synth.WriteCOCOSizeAnnotations(tmp, o); err != nil {
+				tmp.Close()
+				return err
+			}
+			if err := tmp.Close(); err != nil {
+				return err
+			}
+			if err := os.Rename(tmp.Name(), out); err != nil {
+				return err
+			}
+			st, err := os.Stat(out)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("%s: %.0f MB in %s\n", out, float64(st.Size())/1e6, time.Since(start).Round(time.Millisecond))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&out, "out", "", "output JSON file")
+	f.IntVar(&o.Images, "images", 118287, "number of images")
+	f.IntVar(&o.Annotations, "annotations", 860001, "number of annotations")
+	f.Int64Var(&o.Seed, "seed", 1, "random seed")
 	return cmd
 }
 

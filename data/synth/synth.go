@@ -44,8 +44,14 @@ type Options struct {
 	Train int   `json:"train"` // training images
 	Val   int   `json:"val"`   // validation images
 	Seed  int64 `json:"seed"`
-	// Size is the width and height of the images (default 320).
+	// Size is the width and height of the images (default 320); with
+	// Sizes "coco" it is the long side instead (default 640).
 	Size int `json:"size"`
+	// Sizes is "" (every image Size x Size) or "coco": each image gets a
+	// COCO-like shape (long side Size, mostly 4:3, 3:2 and 16:9 landscape,
+	// about a quarter portrait, a few square or elongated), so that a
+	// batch pipeline meets the many padded shapes real data gives.
+	Sizes string `json:"sizes,omitempty"`
 	// CrowdProb is the probability that an image holds a crowd cluster
 	// (default 0.2; negative: never).
 	CrowdProb float64 `json:"crowd_prob"`
@@ -58,6 +64,12 @@ type Options struct {
 func (o Options) withDefaults() (Options, error) {
 	if o.Size == 0 {
 		o.Size = 320
+		if o.Sizes == "coco" {
+			o.Size = 640
+		}
+	}
+	if o.Sizes != "" && o.Sizes != "coco" {
+		return o, fmt.Errorf("synth: sizes %q (want empty or coco)", o.Sizes)
 	}
 	if o.CrowdProb == 0 {
 		o.CrowdProb = 0.2
@@ -190,7 +202,44 @@ func Render(opts Options, split string, idx int) (*Scene, error) {
 		return nil, err
 	}
 	s1, s2 := splitSeed(o.Seed, split, idx)
-	return render(rand.New(rand.NewPCG(s1, s2)), o.Size, o.Size, o.CrowdProb), nil
+	w, h := o.imageSize(s1, s2)
+	return render(rand.New(rand.NewPCG(s1, s2)), w, h, o.CrowdProb), nil
+}
+
+// imageSize returns image (s1, s2)'s width and height. In "coco" mode the
+// shape is drawn from its own stream (the scene's stream stays that of a
+// square set): the long side is Size, or 0.75-1x Size for one image in
+// ten; the aspect ratio is 4:3 (45%), 3:2 (20%), 16:9 (10%) or uniform in
+// [1, 2.2] (25%), with a +-3% jitter; 27% of images are portrait.
+func (o Options) imageSize(s1, s2 uint64) (int, int) {
+	if o.Sizes != "coco" {
+		return o.Size, o.Size
+	}
+	r := rand.New(rand.NewPCG(s1^0x51e5c0c0, s2))
+	long := float64(o.Size)
+	if r.Float64() < 0.1 {
+		long *= 0.75 + 0.25*r.Float64()
+	}
+	var ar float64
+	switch p := r.Float64(); {
+	case p < 0.45:
+		ar = 4.0 / 3
+	case p < 0.65:
+		ar = 1.5
+	case p < 0.75:
+		ar = 16.0 / 9
+	default:
+		ar = 1 + 1.2*r.Float64()
+	}
+	ar *= 0.97 + 0.06*r.Float64()
+	if ar < 1 {
+		ar = 1
+	}
+	w, h := int(math.Round(long)), int(math.Round(long/ar))
+	if r.Float64() < 0.27 {
+		w, h = h, w
+	}
+	return max(w, 32), max(h, 32)
 }
 
 func render(rng *rand.Rand, W, H int, crowdProb float64) *Scene {
@@ -388,6 +437,7 @@ func writeSplit(dir, split string, n int, o Options) ([]byte, error) {
 		return nil, err
 	}
 	objs := make([][]Object, n)
+	dims := make([][2]int, n)
 	errs := make([]error, n)
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -405,6 +455,7 @@ func writeSplit(dir, split string, n int, o Options) ([]byte, error) {
 				}
 				if err == nil {
 					objs[i] = sc.Objects
+					dims[i] = [2]int{sc.W, sc.H}
 				}
 				errs[i] = err
 			}
@@ -427,7 +478,7 @@ func writeSplit(dir, split string, n int, o Options) ([]byte, error) {
 	}
 	aid := 0
 	for i := 0; i < n; i++ {
-		js.Images = append(js.Images, cocoImage{ID: i + 1, FileName: fileName(i), Width: o.Size, Height: o.Size})
+		js.Images = append(js.Images, cocoImage{ID: i + 1, FileName: fileName(i), Width: dims[i][0], Height: dims[i][1]})
 		for _, ob := range objs[i] {
 			aid++
 			crowd := 0

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/skd-go/skd/cocoeval"
 	"github.com/skd-go/skd/data"
 )
 
@@ -155,5 +156,107 @@ func TestEnsureRefusesForeignDir(t *testing.T) {
 	}
 	if err := Ensure(t.TempDir(), Options{Size: 64}); err == nil {
 		t.Error("zero images accepted")
+	}
+}
+
+// COCO-size mode: image shapes like COCO's (landscape and portrait, many
+// aspect ratios), so that batches at torchvision's 800/1333 with padding
+// to 32 come in at least 30 distinct shapes; the JSON records each image's
+// own size; the default mode is untouched by the extra stream.
+func TestCOCOSizes(t *testing.T) {
+	o, err := Options{Train: 200, Seed: 1, Sizes: "coco"}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Size != 640 {
+		t.Fatalf("default long side %d, want 640", o.Size)
+	}
+	padded := map[[2]int]bool{}
+	portrait, wide := 0, 0
+	for i := 0; i < 200; i++ {
+		s1, s2 := splitSeed(o.Seed, "train", i)
+		w, h := o.imageSize(s1, s2)
+		if max(w, h) > 640 || float64(min(w, h)) < 0.75*640/2.3 {
+			t.Fatalf("image %d: %dx%d", i, w, h)
+		}
+		if h > w {
+			portrait++
+		}
+		if float64(max(w, h)) > 1.7*float64(min(w, h)) {
+			wide++
+		}
+		_, rh, rw := data.ResizeScale(h, w, 800, 1333)
+		padded[[2]int{(rh + 31) / 32 * 32, (rw + 31) / 32 * 32}] = true
+	}
+	if len(padded) < 30 {
+		t.Errorf("%d distinct padded shapes at 800/1333, want >= 30", len(padded))
+	}
+	if portrait < 30 || portrait > 80 || wide < 10 {
+		t.Errorf("%d portrait, %d elongated of 200", portrait, wide)
+	}
+	t.Logf("%d distinct padded shapes, %d portrait, %d elongated of 200", len(padded), portrait, wide)
+
+	dir := filepath.Join(t.TempDir(), "coco")
+	small := Options{Train: 4, Val: 2, Seed: 3, Size: 96, Sizes: "coco", Workers: 2}
+	if err := Ensure(dir, small); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := data.LoadCOCO(TrainAnnotations(dir), TrainImages(dir), data.COCOOptions{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, rec := range ds.Images {
+		sc, err := Render(small, "train", i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := data.DecodeImage(filepath.Join(TrainImages(dir), rec.FileName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Width != sc.W || rec.Height != sc.H || img.W != sc.W || img.H != sc.H {
+			t.Errorf("image %d: JSON %dx%d, JPEG %dx%d, scene %dx%d", i, rec.Width, rec.Height, img.W, img.H, sc.W, sc.H)
+		}
+	}
+	// the square mode draws no size: same scene as before the mode existed
+	sq, _ := Render(Options{Train: 1, Seed: 1, Size: 64}, "train", 0)
+	if sq.W != 64 || sq.H != 64 {
+		t.Errorf("square scene %dx%d", sq.W, sq.H)
+	}
+	if _, err := (Options{Train: 1, Sizes: "lvis"}).withDefaults(); err == nil {
+		t.Error("unknown sizes mode accepted")
+	}
+}
+
+// The COCO-size annotation writer gives a file both loaders accept, with
+// the requested counts, COCO's 80 category ids, polygons and ~1% crowd.
+func TestCOCOSizeAnnotations(t *testing.T) {
+	var buf bytes.Buffer
+	if err := WriteCOCOSizeAnnotations(&buf, AnnotationOptions{Images: 300, Annotations: 2000, Seed: 2}); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := data.ParseCOCO(buf.Bytes(), "coco-size", "", data.COCOOptions{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds.Images) != 300 || ds.Stats.Annotations != 2000 || ds.NumClasses() != 80 || ds.LabelToCatID[80] != 90 {
+		t.Fatalf("%d images, %d annotations, %d classes", len(ds.Images), ds.Stats.Annotations, ds.NumClasses())
+	}
+	if ds.Stats.Crowd < 5 || ds.Stats.Crowd > 60 {
+		t.Errorf("%d crowd annotations of 2000", ds.Stats.Crowd)
+	}
+	if !bytes.Contains(buf.Bytes(), []byte(`"segmentation": [[`)) || !bytes.Contains(buf.Bytes(), []byte(`"counts": [`)) {
+		t.Error("no polygon or RLE segmentation written")
+	}
+	gt, err := cocoeval.ParseGT(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gt.NumImages() != 300 {
+		t.Errorf("cocoeval: %d images", gt.NumImages())
+	}
+	per := float64(buf.Len()) / 2000
+	if per < 300 || per > 900 {
+		t.Errorf("%.0f bytes per annotation (COCO train2017: ~520)", per)
 	}
 }
