@@ -1,3 +1,9 @@
+// Package config is the project's configuration schema (File: the model,
+// input, data, solver, train, teacher and distill sections, with their
+// defaults and checks) and its loading: YAML files with _base_
+// inheritance and --set overrides, decoded strictly (unknown keys and
+// wrong types are errors naming the dotted key) by internal/yamlconf.
+// Package glue maps a File onto the components.
 package config
 
 import "github.com/skd-go/skd/internal/yamlconf"
