@@ -52,14 +52,14 @@ func (HookBase) LoadState([]byte) error       { return nil }
 
 // DefaultHooks are the hooks of a run with the extensions in their place:
 // the LR schedule and the periodic log (stdout, metrics.jsonl,
-// TensorBoard) first, then the extensions, then evaluation with the best
+// TensorBoard) first, then the extensions, then evaluation, the best
 // checkpoint, the periodic and final checkpoints and the plots. So a
 // checkpoint holds every hook's state after the iteration it counts, and
 // the run's metrics are written before it is evaluated and saved.
 func DefaultHooks(extensions ...Hook) []Hook {
 	hs := []Hook{&LRSchedule{}, &PeriodicLog{}}
 	hs = append(hs, extensions...)
-	return append(hs, &Evaluation{}, &PeriodicCheckpoint{}, &Plots{})
+	return append(hs, &Evaluation{}, &BestCheckpoint{}, &PeriodicCheckpoint{}, &Plots{})
 }
 
 // Register adds hooks after those already registered.

@@ -76,8 +76,7 @@ func (h *PeriodicLog) AfterStep(t *Trainer) error {
 
 // Evaluation runs the COCO evaluation of the val split every
 // train.eval_period iterations and at the end of a finished run, records
-// it (metrics.jsonl, TensorBoard val/*) and saves checkpoints/best when
-// AP improves on State.BestAP.
+// it (metrics.jsonl, TensorBoard val/*) and leaves it in Trainer.Eval.
 type Evaluation struct{ HookBase }
 
 func (*Evaluation) Name() string { return "evaluation" }
@@ -116,13 +115,33 @@ func (h *Evaluation) evaluate(t *Trainer, done int64) error {
 	t.Events.Write(done, rec, scal)
 	fmt.Fprintf(t.Out, "eval iter %d: AP %.4f  AP50 %.4f  AP75 %.4f  APs %.4f  APm %.4f  APl %.4f  (%.1f s)\n",
 		done, res.Stats[0], res.Stats[1], res.Stats[2], res.Stats[3], res.Stats[4], res.Stats[5], time.Since(t0).Seconds())
-	if ap := res.Stats[0]; ap > t.State.BestAP {
-		t.State.BestAP, t.State.BestIter = ap, done
-		if _, err := t.SaveCheckpoint("best", false); err != nil {
-			return err
-		}
-	}
+	t.Eval = EvalResult{Iter: done, Stats: res.Stats}
 	return nil
+}
+
+// BestCheckpoint saves checkpoints/best (not named by last_checkpoint)
+// when the evaluation of this iteration improves on State.BestAP, as
+// detectron2's BestCheckpointer.
+type BestCheckpoint struct{ HookBase }
+
+func (*BestCheckpoint) Name() string { return "best_checkpoint" }
+
+func (h *BestCheckpoint) AfterStep(t *Trainer) error { return h.check(t) }
+
+func (h *BestCheckpoint) AfterTrain(t *Trainer) error {
+	if !t.Finished() {
+		return nil
+	}
+	return h.check(t)
+}
+
+func (*BestCheckpoint) check(t *Trainer) error {
+	if t.Eval.Iter != t.State.Iter || t.Eval.Iter == 0 || !(t.Eval.Stats[0] > t.State.BestAP) {
+		return nil
+	}
+	t.State.BestAP, t.State.BestIter = t.Eval.Stats[0], t.Eval.Iter
+	_, err := t.SaveCheckpoint("best", false)
+	return err
 }
 
 // PeriodicCheckpoint saves checkpoints/iter_NNNNNNN every

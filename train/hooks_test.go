@@ -114,6 +114,12 @@ func TestHooks(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(cfg.Train.WorkDir, "checkpoints", "model_final", ModelFile)); err != nil {
 		t.Error(err)
 	}
+	if tr.Eval.Iter != 4 || tr.State.BestIter != 4 || tr.State.BestAP != tr.Eval.Stats[0] {
+		t.Errorf("final evaluation %+v, best AP %v at %d", tr.Eval, tr.State.BestAP, tr.State.BestIter)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Train.WorkDir, "checkpoints", "best", ModelFile)); err != nil {
+		t.Error(err)
+	}
 	st, err := os.ReadFile(filepath.Join(cfg.Train.WorkDir, "checkpoints", "iter_0000002", StateFile))
 	if err != nil {
 		t.Fatal(err)

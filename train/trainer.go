@@ -57,6 +57,8 @@ type Trainer struct {
 	Events EventWriter
 	// Step is the iteration being run.
 	Step Step
+	// Eval is the last evaluation of the val split (Evaluation).
+	Eval EvalResult
 	// Resumed tells whether the run continues from a checkpoint.
 	Resumed bool
 
@@ -66,6 +68,13 @@ type Trainer struct {
 	hash    string
 	err     error // the run's first error (AfterTrain hooks see it)
 	started time.Time
+}
+
+// EvalResult is an evaluation after Iter iterations: the 12 COCO stats
+// (AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl).
+type EvalResult struct {
+	Iter  int64
+	Stats [12]float64
 }
 
 // Step is what one iteration produced so far, for the hooks.
