@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"math/rand"
 
-	G "gorgonia.org/gorgonia"
-
 	"github.com/skd-go/skd/layers"
 )
 
@@ -250,29 +248,4 @@ func (r *ResNet) Init(rng *rand.Rand) {
 			}
 		}
 	}
-}
-
-// Forward builds the body on x (N x 3 x H x W) and returns C2..C5.
-func (r *ResNet) Forward(b *layers.Builder, x *G.Node) [4]*G.Node {
-	var outs [4]*G.Node
-	h := b.Conv(x, r.conv1, r.bn1, nil, true)
-	h = b.MaxPool(h, 3, 2, 1)
-	for s, st := range r.stages {
-		for _, blk := range st {
-			identity := h
-			if blk.down != nil {
-				identity = b.Conv(h, blk.down, blk.downBN, nil, false)
-			}
-			if r.bottleneck {
-				t := b.Conv(h, blk.conv1, blk.bn1, nil, true)
-				t = b.Conv(t, blk.conv2, blk.bn2, nil, true)
-				h = b.Conv(t, blk.conv3, blk.bn3, identity, true)
-			} else {
-				t := b.Conv(h, blk.conv1, blk.bn1, nil, true)
-				h = b.Conv(t, blk.conv2, blk.bn2, identity, true)
-			}
-		}
-		outs[s] = h
-	}
-	return outs
 }
