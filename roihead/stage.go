@@ -53,14 +53,18 @@ func NewStage(cfg Config, n int, train bool, postNMSTest int, epsInsideLog bool)
 // Rows is the number of RoI rows of the batch (N * PerImage).
 func (s *Stage) Rows() int { return s.N * s.PerImage }
 
+// Pooler is the box RoIAlign's configuration: P2-P5, canonical level 4
+// (epsInsideLog: detectron2's level formula).
+func (c Config) Pooler(epsInsideLog bool) layers.RoIAlignConfig {
+	return layers.RoIAlignConfig{OutputSize: c.PoolSize, SamplingRatio: c.SamplingRatio, Aligned: c.Aligned,
+		CanonicalScale: c.CanonicalScale, CanonicalLevel: 4, Eps: c.LevelMapperEps, EpsInsideLog: epsInsideLog}
+}
+
 // Forward pools the RoIs ([Rows, 5]: batch index, x1, y1, x2, y2) from
 // the FPN levels P2-P5 of an imageH x imageW input and applies the box
 // head; an inference stage keeps the outputs for Detections.
 func (s *Stage) Forward(b *layers.Builder, h *BoxHead, rois *G.Node, feats []*G.Node, imageH, imageW int) (cls, box *G.Node) {
-	c := s.Cfg
-	pcfg := layers.RoIAlignConfig{OutputSize: c.PoolSize, SamplingRatio: c.SamplingRatio, Aligned: c.Aligned,
-		CanonicalScale: c.CanonicalScale, CanonicalLevel: 4, Eps: c.LevelMapperEps, EpsInsideLog: s.EpsInsideLog}
-	pooled := b.MultiScaleRoIAlign(rois, feats[:4], imageH, imageW, pcfg)
+	pooled := b.MultiScaleRoIAlign(rois, feats[:4], imageH, imageW, s.Cfg.Pooler(s.EpsInsideLog))
 	cls, box = h.Forward(b, pooled)
 	if !s.Train && b.Err() == nil {
 		s.cls, s.bbx = b.Keep(cls), b.Keep(box)

@@ -15,7 +15,7 @@ var Floor = map[string]int{
 	// 1: leaves, no graph: kernels, box geometry, data, COCO evaluation,
 	// weight files, writers.
 	"kernels": 1, "boxes": 1, "data": 1, "data/synth": 1, "cocoeval": 1, "cocoeval/synth": 1,
-	"tensorboard": 1, "plots": 1, "model/weights": 1,
+	"tensorboard": 1, "plots": 1, "model/weights": 1, "export/onnxpb": 1,
 	// 2: the graph's building blocks (custom ops over kernels, builder, machine).
 	"layers": 2,
 	// 3: model parts, each stage owning its head, targets and loss; the
@@ -27,8 +27,8 @@ var Floor = map[string]int{
 	"model": 5, "config": 5,
 	// 6: configuration -> components.
 	"glue": 6,
-	// 7: inference and evaluation.
-	"infer": 7,
+	// 7: inference and evaluation; the detector as an ONNX graph.
+	"infer": 7, "export": 7,
 	// 8: the training loop and its hooks.
 	"train": 8,
 	// 9: commands and scripts: every package under cmd/ and scripts/
