@@ -78,16 +78,16 @@ func (c Config) Validate() error {
 
 type block struct {
 	conv1, conv2, conv3 *layers.Conv2d
-	bn1, bn2, bn3       *layers.FrozenBN
+	bn1, bn2, bn3       *layers.BatchNorm2d
 	down                *layers.Conv2d
-	downBN              *layers.FrozenBN
+	downBN              *layers.BatchNorm2d
 }
 
 // ResNet is a registered ResNet body (no fc).
 type ResNet struct {
 	Cfg        Config
 	conv1      *layers.Conv2d
-	bn1        *layers.FrozenBN
+	bn1        *layers.BatchNorm2d
 	stages     [4][]block
 	bottleneck bool
 	// OutChannels are the channels of C2..C5.
@@ -182,7 +182,7 @@ func NewResNet(reg *layers.Registry, cfg Config) (*ResNet, error) {
 		r.bn1.TrainAffine()
 		for _, st := range r.stages {
 			for _, b := range st {
-				for _, bn := range []*layers.FrozenBN{b.bn1, b.bn2, b.bn3, b.downBN} {
+				for _, bn := range []*layers.BatchNorm2d{b.bn1, b.bn2, b.bn3, b.downBN} {
 					if bn != nil {
 						bn.TrainAffine()
 					}
@@ -201,7 +201,7 @@ func NewResNet(reg *layers.Registry, cfg Config) (*ResNet, error) {
 				continue
 			}
 			for _, b := range st {
-				for _, bn := range []*layers.FrozenBN{b.bn1, b.bn2, b.bn3, b.downBN} {
+				for _, bn := range []*layers.BatchNorm2d{b.bn1, b.bn2, b.bn3, b.downBN} {
 					if bn != nil {
 						bn.UseBatchStats(bnMomentum)
 					}

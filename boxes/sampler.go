@@ -104,3 +104,10 @@ func takePerm(cand, perm []int, k int, what string) ([]int, error) {
 	slices.Sort(out)
 	return out, nil
 }
+
+// Bind returns the sampler as a per-image function drawing from rng: the
+// default of both stages' samplers (rpn.SampleFunc, roihead.SampleFunc),
+// which parity tests replace with torchvision's recorded choices.
+func (s BalancedSampler) Bind(rng *rand.Rand) func(image int, labels []int) (pos, neg []int, err error) {
+	return func(_ int, labels []int) ([]int, []int, error) { return s.Sample(labels, rng) }
+}

@@ -5,19 +5,20 @@ import (
 	"math"
 	"reflect"
 
-	"github.com/skd-go/skd/model"
+	"github.com/skd-go/skd/kd"
+	"github.com/skd-go/skd/model/modelcfg"
 )
 
 // File is the schema of a project configuration file (configs/*.yaml).
 // Fields absent from a file keep the values of Default().
 type File struct {
-	Model   model.Config  `yaml:"model"`
-	Input   InputConfig   `yaml:"input"`
-	Data    DataConfig    `yaml:"data"`
-	Solver  SolverConfig  `yaml:"solver"`
-	Train   TrainConfig   `yaml:"train"`
-	Teacher TeacherConfig `yaml:"teacher"`
-	Distill DistillConfig `yaml:"distill"`
+	Model   modelcfg.Config `yaml:"model"`
+	Input   InputConfig     `yaml:"input"`
+	Data    DataConfig      `yaml:"data"`
+	Solver  SolverConfig    `yaml:"solver"`
+	Train   TrainConfig     `yaml:"train"`
+	Teacher TeacherConfig   `yaml:"teacher"`
+	Distill DistillConfig   `yaml:"distill"`
 
 	// Path is the file the configuration was loaded from (not in YAML).
 	Path string `yaml:"-"`
@@ -123,7 +124,8 @@ type TeacherConfig struct {
 
 // DistillConfig selects the feature-distillation loss.
 type DistillConfig struct {
-	// Loss is "", "ssim", "l1", "l2", "pkd", "cwd" or "mgd" ("" = none).
+	// Loss is "" (none) or a registered loss (kd.Losses: ssim, l1, l2,
+	// pkd, cwd, mgd).
 	Loss   string  `yaml:"loss"`
 	Weight float64 `yaml:"weight"`
 	// Levels are FPN levels (0 = P2 ... 4 = P6); empty: all.
@@ -139,7 +141,7 @@ type DistillConfig struct {
 // R50-FPN on COCO-style data with detectron2's 1x schedule at 16 images.
 func Default() File {
 	return File{
-		Model: model.Defaults(),
+		Model: modelcfg.Defaults(),
 		Input: InputConfig{Format: "torchvision", MinSize: []int{800}, MinSizeTest: 800, MaxSize: 1333, SizeDivisible: 32, FlipProb: 0.5},
 		Data: DataConfig{Workers: 2, Labels: "contiguous", AspectGrouping: true, MaxImagePixels: defaultMaxImagePixels,
 			MaxUnreadable: 0.01},
@@ -266,10 +268,8 @@ func (f *File) Validate() error {
 			return fmt.Errorf("%s is %d: want >= 0", c.key, c.v)
 		}
 	}
-	switch f.Distill.Loss {
-	case "", "ssim", "l1", "l2", "pkd", "cwd", "mgd":
-	default:
-		return fmt.Errorf("distill.loss %q: want ssim, l1, l2, pkd, cwd or mgd", f.Distill.Loss)
+	if err := kd.CheckLossName("distill.loss", f.Distill.Loss); err != nil {
+		return err
 	}
 	if f.Distill.Loss != "" && f.Teacher.Config == "" {
 		return fmt.Errorf("distill.loss %q needs teacher.config", f.Distill.Loss)

@@ -7,7 +7,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/skd-go/skd/model"
+	"github.com/skd-go/skd/model/modelcfg"
 )
 
 // checkFinite walks a configuration value and refuses any NaN or infinite
@@ -63,7 +63,7 @@ func checkFinite(v reflect.Value, path string) error {
 // checkModelKeys checks the model settings whose own checks (in rpn,
 // roihead) test several keys at once, so that the error names the key at
 // fault.
-func checkModelKeys(m *model.Config) error {
+func checkModelKeys(m *modelcfg.Config) error {
 	ints := []struct {
 		key string
 		v   int
@@ -110,4 +110,12 @@ func checkModelKeys(m *model.Config) error {
 		}
 	}
 	return nil
+}
+
+// joinPath joins a dotted key path and a key.
+func joinPath(parent, key string) string {
+	if parent == "" {
+		return key
+	}
+	return parent + "." + key
 }

@@ -238,8 +238,8 @@ func (e *exporter) conv(x string, c *layers.Conv2d, bn *layers.FrozenBN, res str
 		in = e.convInit(c, bn)
 		e.convs[c] = in
 	}
-	y := e.op1("Conv", append([]string{x}, in...), aInts("kernel_shape", int64(c.KH), int64(c.KW)), aInts("strides", int64(c.Stride), int64(c.StrideW)),
-		aInts("pads", int64(c.Pad), int64(c.PadW), int64(c.Pad), int64(c.PadW)), aInts("dilations", int64(c.Dil), int64(c.DilW_)))
+	y := e.op1("Conv", append([]string{x}, in...), aInts("kernel_shape", int64(c.KH), int64(c.KW)), aInts("strides", int64(c.StrideH), int64(c.StrideW)),
+		aInts("pads", int64(c.PadH), int64(c.PadW), int64(c.PadH), int64(c.PadW)), aInts("dilations", int64(c.DilH), int64(c.DilW)))
 	if res != "" {
 		y = e.add(y, res)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/skd-go/skd/config"
 	"github.com/skd-go/skd/export"
+	"github.com/skd-go/skd/glue"
 	"github.com/skd-go/skd/infer"
 	"github.com/skd-go/skd/model"
 )
@@ -166,7 +167,7 @@ func runBoth(t *testing.T, cfg *config.File, det *model.FasterRCNN, sz [2]int, o
 	for _, im := range man.Images {
 		refs = append(refs, infer.ImageRef{Path: im.Path, ID: im.ImageID})
 	}
-	res, bad := infer.Run(det, refs, infer.Options{Transform: infer.TransformConfig(&c, false), Labels: &labels}, nil)
+	res, bad := infer.Run(det, refs, infer.Options{Transform: glue.Transform(&c, false), Labels: &labels}, nil)
 	if len(bad) > 0 {
 		t.Fatal(bad)
 	}

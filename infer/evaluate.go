@@ -13,6 +13,7 @@ import (
 	"github.com/skd-go/skd/cocoeval"
 	"github.com/skd-go/skd/config"
 	"github.com/skd-go/skd/data"
+	"github.com/skd-go/skd/glue"
 	"github.com/skd-go/skd/model"
 	"github.com/skd-go/skd/model/weights"
 )
@@ -139,7 +140,7 @@ func EvaluateDatasetWith(det *model.FasterRCNN, cfg *config.File, annPath, image
 	for i, r := range recs {
 		refs[i] = ImageRef{Path: r.Path, ID: r.ID, FileName: r.FileName, Width: r.Width, Height: r.Height}
 	}
-	res, bad := Run(det, refs, Options{Transform: TransformConfig(cfg, false), BatchSize: opts.BatchSize,
+	res, bad := Run(det, refs, Options{Transform: glue.Transform(cfg, false), BatchSize: opts.BatchSize,
 		Workers: opts.Workers, Labels: &labels}, opts.Progress)
 	if len(res) == 0 {
 		return nil, nil, fmt.Errorf("%s: none of %d images could be evaluated; first error: %v", annPath, len(refs), bad[0])

@@ -9,6 +9,7 @@ import (
 
 	"github.com/skd-go/skd/data"
 	"github.com/skd-go/skd/data/synth"
+	"github.com/skd-go/skd/glue"
 )
 
 // Training on real-size data (the synthetic set's COCO-size mode: many
@@ -36,7 +37,7 @@ func TestRealSizeTrainingMemoryBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	ld, err := data.NewLoader(ds, data.LoaderConfig{BatchSize: 2, Workers: 1, Prefetch: 1, Seed: 3, Shuffle: true, Train: true,
-		AspectGrouping: true, Transform: TransformConfig(cfg, true), Logger: quiet})
+		AspectGrouping: true, Transform: glue.Transform(cfg, true), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func TestRealSizeTrainingMemoryBounded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		in := ToTrainInput(b)
+		in := glue.TrainInput(b, nil)
 		shapes[[2]int{in.H, in.W}] = true
 		_, p, err := det.TrainStep(in)
 		if err != nil {
@@ -60,7 +61,7 @@ func TestRealSizeTrainingMemoryBounded(t *testing.T) {
 		if det.Programs() > det.MaxPrograms {
 			t.Fatalf("step %d: %d programs cached, bound %d", it, det.Programs(), det.MaxPrograms)
 		}
-		if st, ok := p.M.Planned(); !ok {
+		if st, ok := p.Machine.Planned(); !ok {
 			t.Fatal("training program not planned")
 		} else if st.PeakFloats > peak {
 			peak = st.PeakFloats

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/skd-go/skd/data"
+	"github.com/skd-go/skd/glue"
 	"github.com/skd-go/skd/model"
 )
 
@@ -26,7 +27,7 @@ type ImageRef struct {
 
 // Options configure Run.
 type Options struct {
-	// Transform resizes and normalises (use TransformConfig(cfg, false)).
+	// Transform resizes and normalises (use glue.Transform(cfg, false)).
 	Transform data.TransformConfig
 	// BatchSize is the number of images per Detect call (default 1).
 	// Consecutive good images are batched together in input order.
@@ -216,7 +217,7 @@ func detectBatch(det *model.FasterRCNN, samples []*data.Sample, refs []ImageRef,
 	if err != nil {
 		return nil, err
 	}
-	dets, _, err := det.Detect(ToInput(b))
+	dets, _, err := det.Detect(glue.Input(b))
 	if err != nil {
 		return nil, err
 	}

@@ -14,8 +14,8 @@ import (
 // Config selects the distillation loss. Zero fields take the defaults in
 // brackets.
 type Config struct {
-	// Loss is "ssim" [default] (the paper), "l1", "l2", "pkd", "cwd" or
-	// "mgd".
+	// Loss is a registered loss (Losses): "ssim" [default] (the paper),
+	// "l1", "l2", "pkd", "cwd" or "mgd".
 	Loss string
 	// Weight is lambda in L_total = L_det + lambda * sum_levels L(level);
 	// 0 takes the loss's default: ssim 2 (the paper: 2 to 4 worked best),
@@ -42,27 +42,23 @@ type Config struct {
 	MaskRatio float64
 }
 
-// DefaultWeight returns the loss weight lambda used when Config.Weight is 0.
+// DefaultWeight returns the loss weight lambda used when Config.Weight is
+// 0 (the registry's; "" is the default loss, ssim; 1 for an unknown loss).
 func DefaultWeight(loss string) float64 {
-	switch loss {
-	case "", "ssim":
-		return 2
-	case "pkd":
-		return 6
-	case "cwd":
-		return 10
-	case "mgd":
-		return 2e-5
-	default:
-		return 1
+	if loss == "" {
+		loss = registry[0].Name
 	}
+	if s, ok := LookupLoss(loss); ok {
+		return s.DefaultWeight
+	}
+	return 1
 }
 
 // WithDefaults returns the configuration with zero fields filled in
 // (Levels stays empty: all levels).
 func (c Config) WithDefaults() Config {
 	if c.Loss == "" {
-		c.Loss = "ssim"
+		c.Loss = registry[0].Name
 	}
 	if c.Weight == 0 {
 		c.Weight = DefaultWeight(c.Loss)
@@ -85,10 +81,8 @@ func (c Config) ssim() SSIMConfig {
 // Validate reports the first invalid field.
 func (c Config) Validate() error {
 	c = c.WithDefaults()
-	switch c.Loss {
-	case "ssim", "l1", "l2", "pkd", "cwd", "mgd":
-	default:
-		return fmt.Errorf("kd: loss %q, want one of ssim, l1, l2, pkd, cwd, mgd", c.Loss)
+	if _, ok := LookupLoss(c.Loss); !ok {
+		return fmt.Errorf("kd: loss %q, want one of %s", c.Loss, strings.Join(LossNames(), ", "))
 	}
 	if !(c.Weight >= 0) || math.IsInf(c.Weight, 1) {
 		return fmt.Errorf("kd: weight %v, want a finite value >= 0", c.Weight)
@@ -175,7 +169,7 @@ func NewDistiller(reg *layers.Registry, cfg Config, studentCh, teacherCh []int, 
 		} else if cs != ct {
 			return nil, fmt.Errorf("kd: level %d: student has %d channels, teacher %d: set Adapter to add a 1x1 conv", l, cs, ct)
 		}
-		if cfg.Loss == "mgd" {
+		if spec, _ := LookupLoss(cfg.Loss); spec.Generator {
 			g0 := layers.NewConv2d(reg, fmt.Sprintf("distill.mgd.generator.%d.0", l), ct, ct, 3, 1, 1, 1, true)
 			g2 := layers.NewConv2d(reg, fmt.Sprintf("distill.mgd.generator.%d.2", l), ct, ct, 3, 1, 1, 1, true)
 			initConv(g0, rng)
@@ -203,19 +197,8 @@ func (d *Distiller) Levels() []int { return append([]int(nil), d.levels...) }
 // newLoss returns the per-level kernel for the configuration (one per
 // graph, shared by its levels: a graph's ops run one after another).
 func (d *Distiller) newLoss() (LevelLoss, error) {
-	switch d.Cfg.Loss {
-	case "ssim":
-		return NewSSIM(d.Cfg.ssim())
-	case "l1":
-		return &L1{}, nil
-	case "l2":
-		return &L2{}, nil
-	case "pkd":
-		return &PKD{}, nil
-	case "cwd":
-		return &CWD{Tau: d.Cfg.Tau}, nil
-	case "mgd":
-		return &SumMSE{}, nil
+	if s, ok := LookupLoss(d.Cfg.Loss); ok {
+		return s.New(d.Cfg)
 	}
 	return nil, fmt.Errorf("kd: unknown loss %q", d.Cfg.Loss)
 }
@@ -263,7 +246,7 @@ func (d *Distiller) Build(b *layers.Builder, student []*G.Node, teacher *Teacher
 			}
 			s[1] = a.Out
 		}
-		if d.Cfg.Loss == "mgd" {
+		if spec, _ := LookupLoss(d.Cfg.Loss); spec.Generator {
 			if x, err = d.mgdGenerator(b, l, x, s); err != nil {
 				return nil, nil, err
 			}

@@ -21,7 +21,7 @@ type Builder struct {
 	// after another, so one workspace suffices.
 	WS *kernels.ConvWorkspace
 	// Training marks a training graph: BNs with batch statistics
-	// (FrozenBN.UseBatchStats) normalise with the batch's and update their
+	// (BatchNorm2d.UseBatchStats) normalise with the batch's and update their
 	// running statistics; otherwise every BN uses its stored statistics.
 	Training bool
 

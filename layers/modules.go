@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
 
 	"github.com/skd-go/skd/kernels"
 )
@@ -11,17 +12,18 @@ import (
 // Conv2d is a convolution layer's parameters and geometry; weights are
 // K x C x KH x KW as in torchvision (`name.weight`, `name.bias`).
 type Conv2d struct {
-	Name                 string
-	Weight, Bias         *Param
-	In, Out, KH, KW      int
-	Stride, Pad, Dil     int
-	StrideW, PadW, DilW_ int
+	Name            string
+	Weight, Bias    *Param
+	In, Out, KH, KW int
+	// Stride, padding and dilation along the height and the width.
+	StrideH, PadH, DilH int
+	StrideW, PadW, DilW int
 }
 
 // NewConv2d registers a square-kernel convolution.
 func NewConv2d(reg *Registry, name string, in, out, k, stride, pad, dil int, bias bool) *Conv2d {
-	c := &Conv2d{Name: name, In: in, Out: out, KH: k, KW: k, Stride: stride, Pad: pad, Dil: dil,
-		StrideW: stride, PadW: pad, DilW_: dil}
+	c := &Conv2d{Name: name, In: in, Out: out, KH: k, KW: k, StrideH: stride, PadH: pad, DilH: dil,
+		StrideW: stride, PadW: pad, DilW: dil}
 	c.Weight = reg.Add(name+".weight", out, in, k, k)
 	if bias {
 		c.Bias = reg.Add(name+".bias", out)
@@ -33,7 +35,7 @@ func NewConv2d(reg *Registry, name string, in, out, k, stride, pad, dil int, bia
 // Conv applies y = act(conv(x) [BN] [+ bias] [+ res]). bn and res may be
 // nil. Gradients are only built for what needs them: the input when it
 // depends on a trainable parameter, the weights when they are trainable.
-func (b *Builder) Conv(x *G.Node, c *Conv2d, bn *FrozenBN, res *G.Node, relu bool) *G.Node {
+func (b *Builder) Conv(x *G.Node, c *Conv2d, bn *BatchNorm2d, res *G.Node, relu bool) *G.Node {
 	if b.err != nil || x == nil {
 		return b.Fail(fmt.Errorf("%s: missing input", c.Name))
 	}
@@ -42,7 +44,7 @@ func (b *Builder) Conv(x *G.Node, c *Conv2d, bn *FrozenBN, res *G.Node, relu boo
 		return b.Fail(fmt.Errorf("%s: input shape %v, want N x %d x H x W", c.Name, s, c.In))
 	}
 	p := kernels.ConvParams{N: s[0], C: s[1], H: s[2], W: s[3], K: c.Out, KH: c.KH, KW: c.KW,
-		StrideH: c.Stride, StrideW: c.StrideW, PadH: c.Pad, PadW: c.PadW, DilH: c.Dil, DilW: c.DilW_}
+		StrideH: c.StrideH, StrideW: c.StrideW, PadH: c.PadH, PadW: c.PadW, DilH: c.DilH, DilW: c.DilW}
 	if err := p.Validate(); err != nil {
 		return b.Fail(fmt.Errorf("%s: %w", c.Name, err))
 	}
@@ -101,5 +103,5 @@ func (b *Builder) UpsampleNearest(x *G.Node, h, w int) *G.Node {
 	if len(s) != 4 {
 		return b.Fail(fmt.Errorf("upsample: input shape %v is not NCHW", s))
 	}
-	return b.apply(&upsampleOp{opBase: opBase{name: "upsample", id: b.nextID()}, n: s[0], c: s[1], h: s[2], w: s[3], oh: h, ow: w, needDX: b.NeedsGrad(x)}, x)
+	return b.apply(&upsampleOp{opBase: opBase{name: "upsample", id: b.nextID()}, sig: newSig(tensor.Shape{s[0], s[1], h, w}, 4), n: s[0], c: s[1], h: s[2], w: s[3], oh: h, ow: w, needDX: b.NeedsGrad(x)}, x)
 }

@@ -19,7 +19,7 @@ import (
 // running statistics exactly as FrozenBatchNorm2d. The weight and bias
 // become trainable (no weight decay). Training from scratch needs this:
 // frozen identity statistics leave a deep network unnormalised.
-func (bn *FrozenBN) UseBatchStats(momentum float32) {
+func (bn *BatchNorm2d) UseBatchStats(momentum float32) {
 	bn.TrainAffine()
 	bn.BatchStats = true
 	bn.Momentum = momentum
@@ -28,7 +28,7 @@ func (bn *FrozenBN) UseBatchStats(momentum float32) {
 // BatchNorm applies y = act(bn_train(x) + res) with the batch's statistics
 // (see UseBatchStats); res may be nil. It is what Conv emits after the
 // convolution when its BN uses batch statistics in a training graph.
-func (b *Builder) BatchNorm(x *G.Node, bn *FrozenBN, res *G.Node, relu bool) *G.Node {
+func (b *Builder) BatchNorm(x *G.Node, bn *BatchNorm2d, res *G.Node, relu bool) *G.Node {
 	if b.err != nil || x == nil {
 		return b.Fail(fmt.Errorf("batchnorm: missing input"))
 	}
@@ -69,7 +69,7 @@ type batchNormOp struct {
 	opBase
 	n, c, hw int
 	shape    tensor.Shape
-	bn       *FrozenBN
+	bn       *BatchNorm2d
 	relu     bool
 	hasRes   bool
 
@@ -106,15 +106,8 @@ func (op *batchNormOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, 
 	if !shapeOf(in[0]).Eq(op.shape) {
 		return nil, fmt.Errorf("%s: input shape %v, graph built for %v", op.name, shapeOf(in[0]), op.shape)
 	}
-	x, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	gamma, err := f32(in[1])
-	if err != nil {
-		return nil, err
-	}
-	beta, err := f32(in[2])
+	var x, gamma, beta []float32
+	err := unpack(op.name, in, &x, &gamma, &beta)
 	if err != nil {
 		return nil, err
 	}
@@ -199,13 +192,13 @@ func (op *batchNormOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, e
 	g := grad
 	var err error
 	if op.relu {
-		mask := &reluMaskOp{opBase: opBase{name: op.name + ".dmask", id: op.id}, shape: op.shape}
+		mask := &reluMaskOp{opBase: opBase{name: op.name + ".dmask", id: op.id}, sig: newSig(op.shape, 4, 4)}
 		if g, err = G.ApplyOp(mask, output, grad); err != nil {
 			return nil, err
 		}
 	}
 	if op.needDX {
-		dx := &batchNormDXOp{opBase: opBase{name: op.name + ".dx", id: op.id}, fwd: op}
+		dx := &batchNormDXOp{opBase: opBase{name: op.name + ".dx", id: op.id}, sig: newSig(op.shape, 4, 4, 1), fwd: op}
 		if ret[0], err = G.ApplyOp(dx, inputs[0], g, inputs[1]); err != nil {
 			return nil, err
 		}
@@ -222,7 +215,7 @@ func (op *batchNormOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, e
 		}
 	}
 	if op.bn.Bias.Trainable() {
-		db := &channelSumOp{opBase: opBase{name: op.name + ".dbeta", id: op.id}, n: op.n, c: op.c}
+		db := &channelSumOp{opBase: opBase{name: op.name + ".dbeta", id: op.id}, n: op.n, c: op.c, sig: newSig(tensor.Shape{op.c}, 4)}
 		if ret[2], err = G.ApplyOp(db, g); err != nil {
 			return nil, err
 		}
@@ -265,24 +258,15 @@ func (op *batchNormOp) sums(x, g []float32, buf *[]float64) (sg, sgx []float64) 
 // batchNormDXOp: dx = gamma * invstd * (g - mean(g) - xhat * mean(g*xhat)).
 type batchNormDXOp struct {
 	opBase
+	sig
 	fwd *batchNormOp
 	buf []float64
 }
 
-func (op *batchNormDXOp) Arity() int                                     { return 3 }
-func (op *batchNormDXOp) Type() hm.Type                                  { return fnType(4, 4, 4, 1) }
-func (op *batchNormDXOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return op.fwd.shape, nil }
-func (op *batchNormDXOp) Do(in ...G.Value) (G.Value, error)              { return op.UsePreallocDo(nil, in...) }
+func (op *batchNormDXOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *batchNormDXOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	x, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	g, err := f32(in[1])
-	if err != nil {
-		return nil, err
-	}
-	gamma, err := f32(in[2])
+	var x, g, gamma []float32
+	err := unpack(op.name, in, &x, &g, &gamma)
 	if err != nil {
 		return nil, err
 	}
@@ -338,11 +322,8 @@ func (op *batchNormDGammaOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 }
 func (op *batchNormDGammaOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *batchNormDGammaOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	x, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	g, err := f32(in[1])
+	var x, g []float32
+	err := unpack(op.name, in, &x, &g)
 	if err != nil {
 		return nil, err
 	}
@@ -363,19 +344,13 @@ func (op *batchNormDGammaOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.V
 // reluMaskOp: dy * (y > 0), the gradient through a fused ReLU.
 type reluMaskOp struct {
 	opBase
-	shape tensor.Shape
+	sig
 }
 
-func (op *reluMaskOp) Arity() int                                     { return 2 }
-func (op *reluMaskOp) Type() hm.Type                                  { return fnType(4, 4, 4) }
-func (op *reluMaskOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return op.shape, nil }
-func (op *reluMaskOp) Do(in ...G.Value) (G.Value, error)              { return op.UsePreallocDo(nil, in...) }
+func (op *reluMaskOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *reluMaskOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	y, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	dy, err := f32(in[1])
+	var y, dy []float32
+	err := unpack(op.name, in, &y, &dy)
 	if err != nil {
 		return nil, err
 	}

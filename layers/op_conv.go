@@ -31,7 +31,7 @@ type convOp struct {
 	// hasAffine: the BN weight and bias are graph inputs with gradients.
 	hasAffine bool
 	relu      bool
-	bn        *FrozenBN
+	bn        *BatchNorm2d
 	ws        *kernels.ConvWorkspace
 
 	// which inputs get gradients (decided at build time)
@@ -98,11 +98,8 @@ func (op *convOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error
 	if len(in) != op.Arity() {
 		return nil, fmt.Errorf("%s: %d inputs, want %d", op.name, len(in), op.Arity())
 	}
-	x, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	w, err := f32(in[1])
+	var x, w []float32
+	err := unpack(op.name, in, &x, &w)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +189,7 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 			g = grad
 			return g, nil
 		}
-		g, err = G.ApplyOp(&gradPreOp{opBase: opBase{name: op.name + ".dmask", id: op.id}, fwd: op, mask: true}, output, grad)
+		g, err = G.ApplyOp(&gradPreOp{opBase: opBase{name: op.name + ".dmask", id: op.id}, sig: newSig(op.outShape(), 4, 4), fwd: op, mask: true}, output, grad)
 		return g, err
 	}
 	scaled := func() (*G.Node, error) {
@@ -203,7 +200,7 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 			gs, err = unscaled()
 			return gs, err
 		}
-		pre := &gradPreOp{opBase: opBase{name: op.name + ".dscale", id: op.id}, fwd: op, mask: op.relu, scale: true}
+		pre := &gradPreOp{opBase: opBase{name: op.name + ".dscale", id: op.id}, sig: newSig(op.outShape(), 4, 4), fwd: op, mask: op.relu, scale: true}
 		gs, err = G.ApplyOp(pre, output, grad)
 		return gs, err
 	}
@@ -213,12 +210,12 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 		}
 	}
 	if op.needDX {
-		if ret[0], err = G.ApplyOp(&convBwdDataOp{opBase: opBase{name: op.name + ".dx", id: op.id}, fwd: op}, gs, inputs[1]); err != nil {
+		if ret[0], err = G.ApplyOp(&convBwdDataOp{opBase: opBase{name: op.name + ".dx", id: op.id}, sig: newSig(tensor.Shape{op.p.N, op.p.C, op.p.H, op.p.W}, 4, 4), fwd: op}, gs, inputs[1]); err != nil {
 			return nil, err
 		}
 	}
 	if op.needDW {
-		if ret[1], err = G.ApplyOp(&convBwdWeightOp{opBase: opBase{name: op.name + ".dw", id: op.id}, fwd: op}, inputs[0], gs); err != nil {
+		if ret[1], err = G.ApplyOp(&convBwdWeightOp{opBase: opBase{name: op.name + ".dw", id: op.id}, sig: newSig(tensor.Shape{op.p.K, op.p.C, op.p.KH, op.p.KW}, 4, 4), fwd: op}, inputs[0], gs); err != nil {
 			return nil, err
 		}
 	}
@@ -228,7 +225,7 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 			if _, err := scaled(); err != nil {
 				return nil, err
 			}
-			if ret[k], err = G.ApplyOp(&channelSumOp{opBase: opBase{name: op.name + ".db", id: op.id}, n: op.p.N, c: op.p.K}, gs); err != nil {
+			if ret[k], err = G.ApplyOp(&channelSumOp{opBase: opBase{name: op.name + ".db", id: op.id}, n: op.p.N, c: op.p.K, sig: newSig(tensor.Shape{op.p.K}, 4)}, gs); err != nil {
 				return nil, err
 			}
 		}
@@ -261,7 +258,7 @@ func (op *convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 			}
 		}
 		if op.needDBeta {
-			if ret[k+1], err = G.ApplyOp(&channelSumOp{opBase: opBase{name: op.name + ".dbeta", id: op.id}, n: op.p.N, c: op.p.K}, g); err != nil {
+			if ret[k+1], err = G.ApplyOp(&channelSumOp{opBase: opBase{name: op.name + ".dbeta", id: op.id}, n: op.p.N, c: op.p.K, sig: newSig(tensor.Shape{op.p.K}, 4)}, g); err != nil {
 				return nil, err
 			}
 		}
@@ -298,11 +295,8 @@ func (op *bnGammaGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 }
 func (op *bnGammaGradOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *bnGammaGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	y, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	g, err := f32(in[1])
+	var y, g []float32
+	err := unpack(op.name, in, &y, &g)
 	if err != nil {
 		return nil, err
 	}
@@ -350,20 +344,15 @@ func (op *bnGammaGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 // scale): the gradient entering the convolution proper.
 type gradPreOp struct {
 	opBase
+	sig
 	fwd         *convOp
 	mask, scale bool
 }
 
-func (op *gradPreOp) Arity() int                                     { return 2 }
-func (op *gradPreOp) Type() hm.Type                                  { return fnType(4, 4, 4) }
-func (op *gradPreOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return op.fwd.outShape(), nil }
-func (op *gradPreOp) Do(in ...G.Value) (G.Value, error)              { return op.UsePreallocDo(nil, in...) }
+func (op *gradPreOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *gradPreOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	y, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	dy, err := f32(in[1])
+	var y, dy []float32
+	err := unpack(op.name, in, &y, &dy)
 	if err != nil {
 		return nil, err
 	}
@@ -398,22 +387,14 @@ func (op *gradPreOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, er
 // convBwdDataOp: dx = conv^T(gs, w).
 type convBwdDataOp struct {
 	opBase
+	sig
 	fwd *convOp
 }
 
-func (op *convBwdDataOp) Arity() int    { return 2 }
-func (op *convBwdDataOp) Type() hm.Type { return fnType(4, 4, 4) }
-func (op *convBwdDataOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	p := op.fwd.p
-	return tensor.Shape{p.N, p.C, p.H, p.W}, nil
-}
 func (op *convBwdDataOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *convBwdDataOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	gs, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	w, err := f32(in[1])
+	var gs, w []float32
+	err := unpack(op.name, in, &gs, &w)
 	if err != nil {
 		return nil, err
 	}
@@ -426,22 +407,14 @@ func (op *convBwdDataOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 // convBwdWeightOp: dw = corr(x, gs).
 type convBwdWeightOp struct {
 	opBase
+	sig
 	fwd *convOp
 }
 
-func (op *convBwdWeightOp) Arity() int    { return 2 }
-func (op *convBwdWeightOp) Type() hm.Type { return fnType(4, 4, 4) }
-func (op *convBwdWeightOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	p := op.fwd.p
-	return tensor.Shape{p.K, p.C, p.KH, p.KW}, nil
-}
 func (op *convBwdWeightOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *convBwdWeightOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	x, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	gs, err := f32(in[1])
+	var x, gs []float32
+	err := unpack(op.name, in, &x, &gs)
 	if err != nil {
 		return nil, err
 	}
@@ -455,17 +428,14 @@ func (op *convBwdWeightOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Val
 // gradients).
 type channelSumOp struct {
 	opBase
+	sig
 	n, c int
 }
 
-func (op *channelSumOp) Arity() int    { return 1 }
-func (op *channelSumOp) Type() hm.Type { return fnType(1, 4) }
-func (op *channelSumOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	return tensor.Shape{op.c}, nil
-}
 func (op *channelSumOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *channelSumOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	g, err := f32(in[0])
+	var g []float32
+	err := unpack(op.name, in, &g)
 	if err != nil {
 		return nil, err
 	}
@@ -486,9 +456,13 @@ func (op *channelSumOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value,
 	return out, nil
 }
 
-// FrozenBN is torchvision's FrozenBatchNorm2d: a fixed per-channel affine
-// map y = (x - mean) / sqrt(var + eps) * weight + bias.
-type FrozenBN struct {
+// BatchNorm2d is a 2-D batch normalisation in one of two modes. Frozen
+// (NewFrozenBN, the default): torchvision's FrozenBatchNorm2d, a fixed
+// per-channel affine map y = (x - mean) / sqrt(var + eps) * weight + bias,
+// which Conv folds into the convolution. Training (UseBatchStats):
+// torch.nn.BatchNorm2d, whose training graphs normalise with the batch's
+// statistics and update the running ones.
+type BatchNorm2d struct {
 	Weight, Bias, Mean, Var *Param
 	Eps                     float32
 	// BatchStats (set by UseBatchStats): training graphs use the batch's
@@ -497,10 +471,13 @@ type FrozenBN struct {
 	Momentum   float32
 }
 
+// FrozenBN is the name BatchNorm2d had when it was only frozen.
+type FrozenBN = BatchNorm2d
+
 // NewFrozenBN registers name.{weight,bias,running_mean,running_var} as
 // buffers (never trained), initialised to the identity map.
-func NewFrozenBN(reg *Registry, name string, c int, eps float32) *FrozenBN {
-	bn := &FrozenBN{
+func NewFrozenBN(reg *Registry, name string, c int, eps float32) *BatchNorm2d {
+	bn := &BatchNorm2d{
 		Weight: reg.AddBuffer(name+".weight", c),
 		Bias:   reg.AddBuffer(name+".bias", c),
 		Mean:   reg.AddBuffer(name+".running_mean", c),
@@ -515,7 +492,7 @@ func NewFrozenBN(reg *Registry, name string, c int, eps float32) *FrozenBN {
 // TrainAffine makes the BN weight and bias trainable (statistics stay
 // frozen): mmdetection's norm_eval=True with requires_grad=True. They are
 // excluded from weight decay by solvers that honour NoDecay.
-func (bn *FrozenBN) TrainAffine() {
+func (bn *BatchNorm2d) TrainAffine() {
 	for _, p := range []*Param{bn.Weight, bn.Bias} {
 		p.Buffer, p.Frozen, p.NoDecay = false, false, true
 	}
@@ -523,7 +500,7 @@ func (bn *FrozenBN) TrainAffine() {
 
 // Fold writes the equivalent per-channel scale and shift, computed as
 // torchvision does: scale = w * rsqrt(var + eps), shift = b - mean * scale.
-func (bn *FrozenBN) Fold(scale, shift []float32) {
+func (bn *BatchNorm2d) Fold(scale, shift []float32) {
 	w, b, m, v := bn.Weight.Data(), bn.Bias.Data(), bn.Mean.Data(), bn.Var.Data()
 	for i := range scale {
 		s := w[i] * float32(1/math.Sqrt(float64(v[i]+bn.Eps)))

@@ -23,7 +23,8 @@ func (op *dotOp) Type() hm.Type {
 }
 func (op *dotOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return tensor.ScalarShape(), nil }
 func (op *dotOp) Do(in ...G.Value) (G.Value, error) {
-	x, err := f32(in[0])
+	var x []float32
+	err := unpack(op.name, in, &x)
 	if err != nil {
 		return nil, err
 	}

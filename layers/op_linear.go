@@ -131,11 +131,8 @@ func (op *linearOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, err
 	if !shapeOf(in[0]).Eq(op.xShape) {
 		return nil, fmt.Errorf("%s: input shape %v, graph built for %v", op.name, shapeOf(in[0]), op.xShape)
 	}
-	x, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	w, err := f32(in[1])
+	var x, w []float32
+	err := unpack(op.name, in, &x, &w)
 	if err != nil {
 		return nil, err
 	}
@@ -192,22 +189,22 @@ func (op *linearOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, erro
 	g := grad
 	var err error
 	if op.relu {
-		if g, err = G.ApplyOp(&linearMaskOp{opBase: opBase{name: op.name + ".dmask", id: op.id}, fwd: op}, output, grad); err != nil {
+		if g, err = G.ApplyOp(&linearMaskOp{opBase: opBase{name: op.name + ".dmask", id: op.id}, sig: newSig(op.outShape(), 2, 2), fwd: op}, output, grad); err != nil {
 			return nil, err
 		}
 	}
 	if op.needDX {
-		if ret[0], err = G.ApplyOp(&linearBwdDataOp{opBase: opBase{name: op.name + ".dx", id: op.id}, fwd: op}, g, inputs[1]); err != nil {
+		if ret[0], err = G.ApplyOp(&linearBwdDataOp{opBase: opBase{name: op.name + ".dx", id: op.id}, sig: newSig(op.xShape, 2, 2), fwd: op}, g, inputs[1]); err != nil {
 			return nil, err
 		}
 	}
 	if op.needDW {
-		if ret[1], err = G.ApplyOp(&linearBwdWeightOp{opBase: opBase{name: op.name + ".dw", id: op.id}, fwd: op}, inputs[0], g); err != nil {
+		if ret[1], err = G.ApplyOp(&linearBwdWeightOp{opBase: opBase{name: op.name + ".dw", id: op.id}, sig: newSig(tensor.Shape{op.outF, op.in}, len(op.xShape), 2), fwd: op}, inputs[0], g); err != nil {
 			return nil, err
 		}
 	}
 	if op.hasBias && op.needDB {
-		if ret[2], err = G.ApplyOp(&linearBwdBiasOp{opBase: opBase{name: op.name + ".db", id: op.id}, fwd: op}, g); err != nil {
+		if ret[2], err = G.ApplyOp(&linearBwdBiasOp{opBase: opBase{name: op.name + ".db", id: op.id}, sig: newSig(tensor.Shape{op.outF}, 2), fwd: op}, g); err != nil {
 			return nil, err
 		}
 	}
@@ -217,21 +214,14 @@ func (op *linearOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, erro
 // linearMaskOp: dy * (y > 0), the gradient through the fused ReLU.
 type linearMaskOp struct {
 	opBase
+	sig
 	fwd *linearOp
 }
 
-func (op *linearMaskOp) Arity() int    { return 2 }
-func (op *linearMaskOp) Type() hm.Type { return fnType(2, 2, 2) }
-func (op *linearMaskOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	return op.fwd.outShape(), nil
-}
 func (op *linearMaskOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *linearMaskOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	y, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	dy, err := f32(in[1])
+	var y, dy []float32
+	err := unpack(op.name, in, &y, &dy)
 	if err != nil {
 		return nil, err
 	}
@@ -254,21 +244,14 @@ func (op *linearMaskOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value,
 // linearBwdDataOp: dx = g W, written in x's shape.
 type linearBwdDataOp struct {
 	opBase
+	sig
 	fwd *linearOp
 }
 
-func (op *linearBwdDataOp) Arity() int    { return 2 }
-func (op *linearBwdDataOp) Type() hm.Type { return fnType(len(op.fwd.xShape), 2, 2) }
-func (op *linearBwdDataOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	return op.fwd.xShape.Clone(), nil
-}
 func (op *linearBwdDataOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *linearBwdDataOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	g, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	w, err := f32(in[1])
+	var g, w []float32
+	err := unpack(op.name, in, &g, &w)
 	if err != nil {
 		return nil, err
 	}
@@ -289,21 +272,14 @@ func (op *linearBwdDataOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Val
 // linearBwdWeightOp: dW = g^T x.
 type linearBwdWeightOp struct {
 	opBase
+	sig
 	fwd *linearOp
 }
 
-func (op *linearBwdWeightOp) Arity() int    { return 2 }
-func (op *linearBwdWeightOp) Type() hm.Type { return fnType(2, len(op.fwd.xShape), 2) }
-func (op *linearBwdWeightOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	return tensor.Shape{op.fwd.outF, op.fwd.in}, nil
-}
 func (op *linearBwdWeightOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *linearBwdWeightOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	x, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	g, err := f32(in[1])
+	var x, g []float32
+	err := unpack(op.name, in, &x, &g)
 	if err != nil {
 		return nil, err
 	}
@@ -324,18 +300,15 @@ func (op *linearBwdWeightOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.V
 // linearBwdBiasOp: db = column sums of g (accumulated in float64).
 type linearBwdBiasOp struct {
 	opBase
+	sig
 	fwd *linearOp
 	acc []float64
 }
 
-func (op *linearBwdBiasOp) Arity() int    { return 1 }
-func (op *linearBwdBiasOp) Type() hm.Type { return fnType(1, 2) }
-func (op *linearBwdBiasOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	return tensor.Shape{op.fwd.outF}, nil
-}
 func (op *linearBwdBiasOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *linearBwdBiasOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	g, err := f32(in[0])
+	var g []float32
+	err := unpack(op.name, in, &g)
 	if err != nil {
 		return nil, err
 	}

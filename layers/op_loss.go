@@ -231,37 +231,40 @@ func (b *Builder) SigmoidBCE(t *BCETargets, logits ...*G.Node) *G.Node {
 			return b.Fail(fmt.Errorf("sigmoid_bce: logits %d is missing", i))
 		}
 	}
-	op := &bceOp{lossBase: lossBase{opBase: opBase{name: "sigmoid_bce", id: b.nextID()}}, t: t, fs: newFlatSpace(logits)}
-	op.bufs = make([][]float32, len(logits))
-	for _, x := range logits {
-		op.need = append(op.need, b.NeedsGrad(x))
-	}
+	op := newFlatLoss(b, "sigmoid_bce", &bceTerms{t: t}, logits)
+	op.impl.(*bceTerms).fs = &op.fs
 	return b.apply(op, logits...)
 }
 
-type bceOp struct {
-	lossBase
-	t    *BCETargets
-	fs   flatSpace
-	need []bool
-	bufs [][]float32
+// bceTerms are SigmoidBCE's terms: one per sampled logit.
+type bceTerms struct {
+	t  *BCETargets
+	fs *flatSpace
 }
 
-func (op *bceOp) Arity() int         { return len(op.fs.shapes) }
-func (op *bceOp) Type() hm.Type      { return reduceType(op.fs.shapes) }
-func (op *bceOp) DiffWRT(int) []bool { return append([]bool(nil), op.need...) }
-func (op *bceOp) checkTargets() error {
+func (op *bceTerms) targetNorm() float32 { return op.t.Norm }
+func (op *bceTerms) setLast(v float64)   { op.t.last = v }
+func (op *bceTerms) checkTargets() error {
 	t := op.t
 	if len(t.Index) != len(t.Target) {
-		return fmt.Errorf("%s: %d indices but %d targets", op.name, len(t.Index), len(t.Target))
+		return fmt.Errorf("sigmoid_bce: %d indices but %d targets", len(t.Index), len(t.Target))
 	}
 	n := op.fs.total()
 	for i, g := range t.Index {
 		if g < 0 || int(g) >= n {
-			return fmt.Errorf("%s: sample %d has index %d, logits hold %d values", op.name, i, g, n)
+			return fmt.Errorf("sigmoid_bce: sample %d has index %d, logits hold %d values", i, g, n)
 		}
 	}
 	return nil
+}
+
+func (op *bceTerms) terms(lo, hi int, x func(int) float64, emit func(int, float64, float64)) {
+	for i, gi := range op.t.Index {
+		if g := int(gi); g >= lo && g < hi {
+			l, d := bceTerm(x(g), float64(op.t.Target[i]))
+			emit(g, l, d)
+		}
+	}
 }
 
 // bceTerm returns BCEWithLogits(x, t) and its derivative sigmoid(x) - t.
@@ -275,87 +278,6 @@ func bceTerm(x, t float64) (float64, float64) {
 		s = e / (1 + e)
 	}
 	return l, s - t
-}
-
-func (op *bceOp) Do(in ...G.Value) (G.Value, error) {
-	if err := op.fs.readInputs(op.name, op.bufs, in); err != nil {
-		return nil, err
-	}
-	if err := op.checkTargets(); err != nil {
-		return nil, err
-	}
-	var s float64
-	for i, g := range op.t.Index {
-		j, k := op.fs.locate(int(g))
-		l, _ := bceTerm(float64(op.bufs[j][k]), float64(op.t.Target[i]))
-		s += l
-	}
-	s /= normOf(op.t.Norm)
-	op.t.last = s
-	return op.result(s), nil
-}
-
-// DropArenaViews implements ArenaViewer.
-func (op *bceOp) DropArenaViews() { clear(op.bufs) }
-
-func (op *bceOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	ret := make(G.Nodes, len(inputs))
-	for j := range inputs {
-		if !op.need[j] {
-			continue
-		}
-		var err error
-		gop := &bceGradOp{opBase: opBase{name: fmt.Sprintf("%s.d%d", op.name, j), id: op.id}, fwd: op, j: j}
-		if ret[j], err = G.ApplyOp(gop, inputs[j], grad); err != nil {
-			return nil, err
-		}
-	}
-	return ret, nil
-}
-
-// bceGradOp: the gradient with respect to logits input j.
-type bceGradOp struct {
-	opBase
-	fwd *bceOp
-	j   int
-}
-
-func (op *bceGradOp) Arity() int    { return 2 }
-func (op *bceGradOp) Type() hm.Type { return gradType(len(op.fwd.fs.shapes[op.j])) }
-func (op *bceGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	return op.fwd.fs.shapes[op.j].Clone(), nil
-}
-func (op *bceGradOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-func (op *bceGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	f := op.fwd
-	x, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	if len(x) != f.fs.shapes[op.j].TotalSize() {
-		return nil, fmt.Errorf("%s: input has %d values, graph built for %v", op.name, len(x), f.fs.shapes[op.j])
-	}
-	g, err := scalarOf(in[1])
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op.name, err)
-	}
-	if err := f.checkTargets(); err != nil {
-		return nil, err
-	}
-	out := op.out(prealloc, f.fs.shapes[op.j])
-	dx := out.Data().([]float32)
-	clear(dx)
-	scale := float64(g) / normOf(f.t.Norm)
-	lo, hi := f.fs.offs[op.j], f.fs.offs[op.j+1]
-	for i, gi := range f.t.Index {
-		if int(gi) < lo || int(gi) >= hi {
-			continue
-		}
-		k := int(gi) - lo
-		_, d := bceTerm(float64(x[k]), float64(f.t.Target[i]))
-		dx[k] += float32(d * scale)
-	}
-	return out, nil
 }
 
 // ---------------------------------------------------------------------
@@ -521,53 +443,59 @@ func (b *Builder) BoxRegression(t *BoxTargets, beta float64, preds ...*G.Node) *
 			return b.Fail(fmt.Errorf("box_regression: prediction %d is missing", i))
 		}
 	}
-	op := &boxOp{lossBase: lossBase{opBase: opBase{name: "box_regression", id: b.nextID()}}, t: t, beta: beta, fs: newFlatSpace(preds)}
-	op.bufs = make([][]float32, len(preds))
-	for _, x := range preds {
-		op.need = append(op.need, b.NeedsGrad(x))
-	}
+	op := newFlatLoss(b, "box_regression", &boxTerms{t: t, beta: beta}, preds)
+	op.impl.(*boxTerms).fs = &op.fs
 	return b.apply(op, preds...)
 }
 
-type boxOp struct {
-	lossBase
+// boxTerms are BoxRegression's terms: four per sample (its coordinates).
+type boxTerms struct {
 	t    *BoxTargets
 	beta float64
-	fs   flatSpace
-	need []bool
-	bufs [][]float32
+	fs   *flatSpace
 }
 
-func (op *boxOp) Arity() int         { return len(op.fs.shapes) }
-func (op *boxOp) Type() hm.Type      { return reduceType(op.fs.shapes) }
-func (op *boxOp) DiffWRT(int) []bool { return append([]bool(nil), op.need...) }
+func (op *boxTerms) targetNorm() float32 { return op.t.Norm }
+func (op *boxTerms) setLast(v float64)   { op.t.last = v }
 
-func (op *boxOp) stride(i int) int {
+func (op *boxTerms) stride(i int) int {
 	if len(op.t.Stride) == 0 {
 		return int(op.t.CommonStride)
 	}
 	return int(op.t.Stride[i])
 }
 
-func (op *boxOp) checkTargets() error {
+func (op *boxTerms) checkTargets() error {
 	t := op.t
 	if len(t.Base) != len(t.Target) {
-		return fmt.Errorf("%s: %d bases but %d targets", op.name, len(t.Base), len(t.Target))
+		return fmt.Errorf("box_regression: %d bases but %d targets", len(t.Base), len(t.Target))
 	}
 	if len(t.Stride) != 0 && len(t.Stride) != len(t.Base) {
-		return fmt.Errorf("%s: %d strides for %d samples (leave Stride empty to use CommonStride)", op.name, len(t.Stride), len(t.Base))
+		return fmt.Errorf("box_regression: %d strides for %d samples (leave Stride empty to use CommonStride)", len(t.Stride), len(t.Base))
 	}
 	n := op.fs.total()
 	for i, g := range t.Base {
 		s := op.stride(i)
 		if s < 1 {
-			return fmt.Errorf("%s: sample %d has stride %d, want >= 1", op.name, i, s)
+			return fmt.Errorf("box_regression: sample %d has stride %d, want >= 1", i, s)
 		}
 		if g < 0 || int(g)+3*s >= n {
-			return fmt.Errorf("%s: sample %d (base %d, stride %d) reaches past the %d predictions", op.name, i, g, s, n)
+			return fmt.Errorf("box_regression: sample %d (base %d, stride %d) reaches past the %d predictions", i, g, s, n)
 		}
 	}
 	return nil
+}
+
+func (op *boxTerms) terms(lo, hi int, x func(int) float64, emit func(int, float64, float64)) {
+	for i, base := range op.t.Base {
+		st := op.stride(i)
+		for c := 0; c < 4; c++ {
+			if g := int(base) + c*st; g >= lo && g < hi {
+				l, d := smoothL1(x(g)-float64(op.t.Target[i][c]), op.beta)
+				emit(g, l, d)
+			}
+		}
+	}
 }
 
 // smoothL1 returns torch's smooth_l1(d, beta) (l1 when beta == 0) and its
@@ -585,94 +513,6 @@ func smoothL1(d, beta float64) (float64, float64) {
 		s = -1
 	}
 	return a - 0.5*beta, s
-}
-
-func (op *boxOp) Do(in ...G.Value) (G.Value, error) {
-	if err := op.fs.readInputs(op.name, op.bufs, in); err != nil {
-		return nil, err
-	}
-	if err := op.checkTargets(); err != nil {
-		return nil, err
-	}
-	var s float64
-	for i, base := range op.t.Base {
-		st := op.stride(i)
-		for c := 0; c < 4; c++ {
-			j, k := op.fs.locate(int(base) + c*st)
-			l, _ := smoothL1(float64(op.bufs[j][k])-float64(op.t.Target[i][c]), op.beta)
-			s += l
-		}
-	}
-	s /= normOf(op.t.Norm)
-	op.t.last = s
-	return op.result(s), nil
-}
-
-// DropArenaViews implements ArenaViewer.
-func (op *boxOp) DropArenaViews() { clear(op.bufs) }
-
-func (op *boxOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	ret := make(G.Nodes, len(inputs))
-	for j := range inputs {
-		if !op.need[j] {
-			continue
-		}
-		var err error
-		gop := &boxGradOp{opBase: opBase{name: fmt.Sprintf("%s.d%d", op.name, j), id: op.id}, fwd: op, j: j}
-		if ret[j], err = G.ApplyOp(gop, inputs[j], grad); err != nil {
-			return nil, err
-		}
-	}
-	return ret, nil
-}
-
-// boxGradOp: the gradient with respect to prediction input j.
-type boxGradOp struct {
-	opBase
-	fwd *boxOp
-	j   int
-}
-
-func (op *boxGradOp) Arity() int    { return 2 }
-func (op *boxGradOp) Type() hm.Type { return gradType(len(op.fwd.fs.shapes[op.j])) }
-func (op *boxGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	return op.fwd.fs.shapes[op.j].Clone(), nil
-}
-func (op *boxGradOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-func (op *boxGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	f := op.fwd
-	x, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	if len(x) != f.fs.shapes[op.j].TotalSize() {
-		return nil, fmt.Errorf("%s: input has %d values, graph built for %v", op.name, len(x), f.fs.shapes[op.j])
-	}
-	g, err := scalarOf(in[1])
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op.name, err)
-	}
-	if err := f.checkTargets(); err != nil {
-		return nil, err
-	}
-	out := op.out(prealloc, f.fs.shapes[op.j])
-	dx := out.Data().([]float32)
-	clear(dx)
-	scale := float64(g) / normOf(f.t.Norm)
-	lo, hi := f.fs.offs[op.j], f.fs.offs[op.j+1]
-	for i, base := range f.t.Base {
-		st := f.stride(i)
-		for c := 0; c < 4; c++ {
-			gi := int(base) + c*st
-			if gi < lo || gi >= hi {
-				continue
-			}
-			k := gi - lo
-			_, d := smoothL1(float64(x[k])-float64(f.t.Target[i][c]), f.beta)
-			dx[k] += float32(d * scale)
-		}
-	}
-	return out, nil
 }
 
 // ---------------------------------------------------------------------

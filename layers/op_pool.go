@@ -23,7 +23,8 @@ func (op *maxPoolOp) outShape() tensor.Shape {
 func (op *maxPoolOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return op.outShape(), nil }
 func (op *maxPoolOp) Do(in ...G.Value) (G.Value, error)              { return op.UsePreallocDo(nil, in...) }
 func (op *maxPoolOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	x, err := f32(in[0])
+	var x []float32
+	err := unpack(op.name, in, &x)
 	if err != nil {
 		return nil, err
 	}
@@ -36,32 +37,20 @@ func (op *maxPoolOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, err
 	if !op.needDX {
 		return G.Nodes{nil}, nil
 	}
-	dx, err := G.ApplyOp(&maxPoolBwdOp{opBase: opBase{name: "maxpool.dx", id: op.id}, fwd: op}, inputs[0], output, grad)
+	dx, err := G.ApplyOp(&maxPoolBwdOp{opBase: opBase{name: "maxpool.dx", id: op.id}, sig: newSig(tensor.Shape{op.p.N, op.p.C, op.p.H, op.p.W}, 4, 4, 4), fwd: op}, inputs[0], output, grad)
 	return G.Nodes{dx}, err
 }
 
 type maxPoolBwdOp struct {
 	opBase
+	sig
 	fwd *maxPoolOp
 }
 
-func (op *maxPoolBwdOp) Arity() int    { return 3 }
-func (op *maxPoolBwdOp) Type() hm.Type { return fnType(4, 4, 4, 4) }
-func (op *maxPoolBwdOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	p := op.fwd.p
-	return tensor.Shape{p.N, p.C, p.H, p.W}, nil
-}
 func (op *maxPoolBwdOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *maxPoolBwdOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	x, err := f32(in[0])
-	if err != nil {
-		return nil, err
-	}
-	y, err := f32(in[1])
-	if err != nil {
-		return nil, err
-	}
-	dy, err := f32(in[2])
+	var x, y, dy []float32
+	err := unpack(op.name, in, &x, &y, &dy)
 	if err != nil {
 		return nil, err
 	}
@@ -73,18 +62,15 @@ func (op *maxPoolBwdOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value,
 
 type upsampleOp struct {
 	opBase
+	sig
 	n, c, h, w, oh, ow int
 	needDX             bool
 }
 
-func (op *upsampleOp) Arity() int    { return 1 }
-func (op *upsampleOp) Type() hm.Type { return fnType(4, 4) }
-func (op *upsampleOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	return tensor.Shape{op.n, op.c, op.oh, op.ow}, nil
-}
 func (op *upsampleOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *upsampleOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	x, err := f32(in[0])
+	var x []float32
+	err := unpack(op.name, in, &x)
 	if err != nil {
 		return nil, err
 	}
@@ -98,24 +84,20 @@ func (op *upsampleOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, er
 	if !op.needDX {
 		return G.Nodes{nil}, nil
 	}
-	dx, err := G.ApplyOp(&upsampleBwdOp{opBase: opBase{name: "upsample.dx", id: op.id}, fwd: op}, grad)
+	dx, err := G.ApplyOp(&upsampleBwdOp{opBase: opBase{name: "upsample.dx", id: op.id}, sig: newSig(tensor.Shape{op.n, op.c, op.h, op.w}, 4), fwd: op}, grad)
 	return G.Nodes{dx}, err
 }
 
 type upsampleBwdOp struct {
 	opBase
+	sig
 	fwd *upsampleOp
 }
 
-func (op *upsampleBwdOp) Arity() int    { return 1 }
-func (op *upsampleBwdOp) Type() hm.Type { return fnType(4, 4) }
-func (op *upsampleBwdOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	f := op.fwd
-	return tensor.Shape{f.n, f.c, f.h, f.w}, nil
-}
 func (op *upsampleBwdOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op *upsampleBwdOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	dy, err := f32(in[0])
+	var dy []float32
+	err := unpack(op.name, in, &dy)
 	if err != nil {
 		return nil, err
 	}

@@ -54,7 +54,7 @@ func testArenaMatchesUnplanned(t *testing.T, cfg Config) {
 				}
 			}
 		}
-		st, ok := pp.M.Planned()
+		st, ok := pp.Machine.Planned()
 		if !ok {
 			t.Fatal("training program not planned")
 		}
@@ -87,7 +87,7 @@ func testArenaMatchesUnplanned(t *testing.T, cfg Config) {
 				}
 			}
 		}
-		if st, _ := qp.M.Planned(); st.PeakFloats > peak {
+		if st, _ := qp.Machine.Planned(); st.PeakFloats > peak {
 			peak = st.PeakFloats
 		}
 	}

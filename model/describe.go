@@ -37,15 +37,7 @@ type Description struct {
 func (d *FasterRCNN) Describe() *Description {
 	return &Description{
 		Cfg: d.Cfg, Reg: d.Reg, Body: d.Body.Plan(), FPN: d.FPN, RPNHead: d.RPNHead, Anchors: d.Anchors,
-		Pooler:  d.poolerConfig(),
+		Pooler:  d.Cfg.RoI.Pooler(d.Cfg.LevelMapperEpsInsideLog),
 		BoxHead: []*layers.Linear{d.FC6, d.FC7}, Cls: d.Cls, BBox: d.BBox,
 	}
-}
-
-// poolerConfig is the box RoIAlign's configuration (P2..P5, canonical
-// level 4).
-func (d *FasterRCNN) poolerConfig() layers.RoIAlignConfig {
-	cfg := d.Cfg
-	return layers.RoIAlignConfig{OutputSize: cfg.RoI.PoolSize, SamplingRatio: cfg.RoI.SamplingRatio, Aligned: cfg.RoI.Aligned,
-		CanonicalScale: cfg.RoI.CanonicalScale, CanonicalLevel: 4, Eps: cfg.RoI.LevelMapperEps, EpsInsideLog: cfg.LevelMapperEpsInsideLog}
 }

@@ -2,12 +2,10 @@ package model
 
 import (
 	"fmt"
-	"math"
 	"math/rand"
 	randv2 "math/rand/v2"
 
 	G "gorgonia.org/gorgonia"
-	"gorgonia.org/tensor"
 
 	"github.com/skd-go/skd/backbone"
 	"github.com/skd-go/skd/boxes"
@@ -17,20 +15,21 @@ import (
 	"github.com/skd-go/skd/rpn"
 )
 
-// FasterRCNN is a Faster R-CNN with a ResNet-FPN backbone. Its parameters
-// live in Reg under torchvision's state-dict names; one compiled program
-// per (mode, padded batch shape) is cached and all share those weights.
+// FasterRCNN is a Faster R-CNN with a ResNet-FPN backbone, assembled as
+// torchvision's GeneralizedRCNN: backbone (Body + FPN), RPN, RoI heads.
+// Each stage owns its head, targets and losses (packages rpn, roihead);
+// this package wires them into one graph. Parameters live in Reg under
+// torchvision's state-dict names; one compiled program per (mode, padded
+// batch shape) is cached (program.go) and all share those weights.
 type FasterRCNN struct {
 	Cfg     Config
 	Reg     *layers.Registry
 	Body    *backbone.ResNet
 	FPN     *fpn.FPN
 	RPNHead *rpn.Head
-	FC6     *layers.Linear
-	FC7     *layers.Linear
-	Cls     *layers.Linear
-	BBox    *layers.Linear
 	Anchors *boxes.AnchorGenerator
+	// BoxHead (roi_heads.box_head + box_predictor: FC6, FC7, Cls, BBox).
+	*roihead.BoxHead
 
 	// PCG drives the samplers; its state is part of a checkpoint.
 	PCG *randv2.PCG
@@ -57,11 +56,6 @@ type FasterRCNN struct {
 // weighted; they are added to the total and reported under their names.
 type ExtraLoss func(b *layers.Builder, p *Program) (map[string]*G.Node, error)
 
-type progKey struct {
-	train   bool
-	n, h, w int
-}
-
 // New registers a detector's parameters (zero-initialised; call Init or
 // load weights).
 func New(cfg Config) (*FasterRCNN, error) {
@@ -79,26 +73,13 @@ func New(cfg Config) (*FasterRCNN, error) {
 	if err != nil {
 		return nil, err
 	}
-	ag, err := boxes.NewAnchorGenerator(cfg.RPN.AnchorSizes, cfg.RPN.AspectRatios)
+	ag, apl, err := rpn.NewAnchors(cfg.RPN, 5)
 	if err != nil {
-		return nil, fmt.Errorf("rpn: %w", err)
-	}
-	if ag.NumLevels() != 5 {
-		return nil, fmt.Errorf("rpn: anchor_sizes has %d levels; the FPN gives 5 (P2-P6)", ag.NumLevels())
-	}
-	apl := ag.NumAnchorsPerLocation()
-	for _, a := range apl {
-		if a != apl[0] {
-			return nil, fmt.Errorf("rpn: every level needs the same number of anchors per location, got %v", apl)
-		}
+		return nil, err
 	}
 	d := &FasterRCNN{Cfg: cfg, Reg: reg, Body: body, FPN: f, Anchors: ag, programs: map[progKey]*Program{}, MaxPrograms: 8, Arena: layers.NewArena()}
-	d.RPNHead = rpn.NewHead(reg, "rpn.head.", cfg.FPNChannels, apl[0])
-	s := cfg.RoI.PoolSize
-	d.FC6 = layers.NewLinear(reg, "roi_heads.box_head.fc6", cfg.FPNChannels*s*s, cfg.RoI.RepresentationSize)
-	d.FC7 = layers.NewLinear(reg, "roi_heads.box_head.fc7", cfg.RoI.RepresentationSize, cfg.RoI.RepresentationSize)
-	d.Cls = layers.NewLinear(reg, "roi_heads.box_predictor.cls_score", cfg.RoI.RepresentationSize, cfg.RoI.NumClasses)
-	d.BBox = layers.NewLinear(reg, "roi_heads.box_predictor.bbox_pred", cfg.RoI.RepresentationSize, 4*cfg.RoI.NumClasses)
+	d.RPNHead = rpn.NewHead(reg, "rpn.head.", cfg.FPNChannels, apl)
+	d.BoxHead = roihead.NewBoxHead(reg, cfg.FPNChannels, cfg.RoI)
 	d.Seed(0)
 	return d, nil
 }
@@ -117,390 +98,94 @@ func (d *FasterRCNN) Init(seed int64) {
 	d.Body.Init(rng)
 	d.FPN.Init(rng)
 	d.RPNHead.Init(rng)
-	d.FC6.InitDefault(rng)
-	d.FC7.InitDefault(rng)
-	if d.Cfg.PredictorInit == "detectron2" {
-		d.Cls.InitNormal(0.01, rng)
-		d.BBox.InitNormal(0.001, rng)
-	} else {
-		d.Cls.InitDefault(rng)
-		d.BBox.InitDefault(rng)
-	}
+	d.BoxHead.Init(rng, d.Cfg.PredictorInit)
 }
 
-// Input is one batch, already resized, normalised and padded.
-type Input struct {
-	N, H, W int
-	Images  []float32 // N x 3 x H x W
-	// Sizes are each image's (h, w) after resizing, before padding.
-	Sizes [][2]int
-	// GT boxes (4 per box, resized image coordinates) and contiguous
-	// labels (1..NumClasses-1) per image; training only.
-	GT       [][]float32
-	GTLabels [][]int
-}
-
-// Validate checks an input's sizes.
-func (in *Input) Validate(train bool) error {
-	if in.N <= 0 || in.H <= 0 || in.W <= 0 || len(in.Images) != in.N*3*in.H*in.W {
-		return fmt.Errorf("model: input %dx3x%dx%d with %d values", in.N, in.H, in.W, len(in.Images))
+// forward adds backbone, FPN, RPN head, the proposals step and the RoI
+// heads to p's graph, and in training the four detection losses.
+func (d *FasterRCNN) forward(p *Program, b *layers.Builder) error {
+	cfg, n, h, w := d.Cfg, p.N, p.H, p.W
+	p.Images = b.Input("images", n, 3, h, w)
+	if err := p.bindImages(); err != nil {
+		return err
 	}
-	if len(in.Sizes) != in.N {
-		return fmt.Errorf("model: %d image sizes for %d images", len(in.Sizes), in.N)
+	c := d.Body.Forward(b, p.Images)
+	p.Feats = d.FPN.Forward(b, c[:])
+	if err := b.Err(); err != nil {
+		return err
 	}
-	if train && (len(in.GT) != in.N || len(in.GTLabels) != in.N) {
-		return fmt.Errorf("model: training input needs boxes and labels for each of %d images", in.N)
+	objs, deltas := d.RPNHead.Forward(b, p.Feats)
+	var err error
+	if p.rpn, err = rpn.NewStage(cfg.RPN, d.Anchors, p.Feats, n, d.RPNHead.A, h, w, p.Train); err != nil {
+		return err
+	}
+	p.roi = roihead.NewStage(cfg.RoI, n, p.Train, cfg.RPN.PostNMSTopNTest, cfg.LevelMapperEpsInsideLog)
+	rois := b.Host("proposals", []int{p.roi.Rows(), 5}, p.proposalsFn, append(append([]*G.Node{}, objs...), deltas...)...)
+	cls, box := p.roi.Forward(b, d.BoxHead, rois, p.Feats, h, w)
+	if err := b.Err(); err != nil {
+		return err
+	}
+	if p.Train {
+		for _, l := range []map[string]*G.Node{p.rpn.Losses(b, objs, deltas), p.roi.Losses(b, cls, box)} {
+			for k, v := range l {
+				p.Losses[k] = v
+			}
+		}
 	}
 	return nil
 }
 
-// Program is one compiled graph for a mode and padded batch shape.
-type Program struct {
-	Train   bool
-	N, H, W int
-	B       *layers.Builder
-	M       *layers.Machine
-	X       *G.Node
-	xval    *tensor.Dense
-	// Feats are the FPN outputs P2..P6.
-	Feats []*G.Node
-
-	d        *FasterRCNN
-	levels   []rpn.Level
-	anchors  [][]float32
-	allAnch  []float32
-	perImage int
-	kmax     int
-
-	rpnBCE *layers.BCETargets
-	rpnBox *layers.BoxTargets
-	roiCE  *layers.CETargets
-	roiBox *layers.BoxTargets
-
-	Losses map[string]*G.Node
-	Total  *G.Node
-	Grads  []*G.Node
-	Params []*layers.Param
-
-	cls, box *layers.Kept
-	lastUse  uint64
-
-	// per run
-	in        *Input
-	proposals []rpn.Proposals
-	roiBoxes  [][]float32 // per image, the RoIs fed to the heads
-	err       error
-}
-
-// program returns the cached program for the mode and shape, building it
-// on first use; past MaxPrograms the least recently used one is closed
-// (its plan leaves the arena, which keeps the size of the largest).
-func (d *FasterRCNN) program(train bool, n, h, w int) (*Program, error) {
-	k := progKey{train, n, h, w}
-	d.clock++
-	if p, ok := d.programs[k]; ok {
-		p.lastUse = d.clock
-		return p, nil
-	}
-	if d.MaxPrograms > 0 {
-		for len(d.programs) >= d.MaxPrograms {
-			d.evictLRU()
+// backward adds the extra losses, the total and its gradients with
+// respect to every trainable parameter.
+func (d *FasterRCNN) backward(p *Program, b *layers.Builder) error {
+	if d.Extra != nil {
+		extra, err := d.Extra(b, p)
+		if err != nil {
+			return err
+		}
+		for k, v := range extra {
+			p.Losses[k] = v
 		}
 	}
-	p, err := d.build(train, n, h, w)
-	if err != nil {
-		return nil, err
+	var terms []*G.Node
+	for _, k := range sortedKeys(p.Losses) {
+		terms = append(terms, p.Losses[k])
 	}
-	p.lastUse = d.clock
-	d.programs[k] = p
-	return p, nil
-}
-
-func (d *FasterRCNN) evictLRU() {
-	var oldK progKey
-	var old *Program
-	for k, p := range d.programs {
-		if old == nil || p.lastUse < old.lastUse {
-			oldK, old = k, p
-		}
-	}
-	if old != nil {
-		old.M.Close()
-		delete(d.programs, oldK)
-	}
-}
-
-// Programs returns how many compiled programs are cached.
-func (d *FasterRCNN) Programs() int { return len(d.programs) }
-
-// ReleasePrograms closes every cached program (the arena keeps its size).
-func (d *FasterRCNN) ReleasePrograms() {
-	for k, p := range d.programs {
-		p.M.Close()
-		delete(d.programs, k)
-	}
-}
-
-// MemoryBytes returns the bytes held by the arena (values and conv
-// scratch) and the shared image buffer.
-func (d *FasterRCNN) MemoryBytes() int64 {
-	var n int64
-	if d.Arena != nil {
-		n = d.Arena.Bytes()
-	}
-	return n + 4*int64(cap(d.inputs))
-}
-
-func (d *FasterRCNN) build(train bool, n, h, w int) (*Program, error) {
-	cfg := d.Cfg
-	p := &Program{Train: train, N: n, H: h, W: w, d: d, Losses: map[string]*G.Node{}}
-	b := layers.NewBuilder(d.Reg)
-	if d.Arena != nil {
-		b.UseArena(d.Arena)
-	}
-	b.Training = train
-	p.B = b
-	p.X = b.Input("images", n, 3, h, w)
-	if err := p.bindImages(); err != nil {
-		return nil, err
-	}
-	c := d.Body.Forward(b, p.X)
-	p.Feats = d.FPN.Forward(b, c[:])
+	p.Total = b.AddScalars(terms...)
 	if err := b.Err(); err != nil {
-		return nil, err
+		return err
 	}
-	objs, deltas := d.RPNHead.Forward(b, p.Feats)
-	var sizes [][2]int
-	for _, f := range p.Feats {
-		s := f.Shape()
-		p.levels = append(p.levels, rpn.Level{H: s[2], W: s[3]})
-		sizes = append(sizes, [2]int{s[2], s[3]})
+	nodes, params := b.TrainableNodes()
+	if len(nodes) == 0 {
+		return fmt.Errorf("model: nothing to train (every parameter is frozen)")
 	}
 	var err error
-	if p.anchors, err = d.Anchors.GenerateLevels(h, w, sizes); err != nil {
-		return nil, err
+	if p.Grads, err = G.Grad(p.Total, nodes...); err != nil {
+		return fmt.Errorf("model: differentiating: %w", err)
 	}
-	for _, a := range p.anchors {
-		p.allAnch = append(p.allAnch, a...)
-	}
-	if train {
-		p.perImage = cfg.RoI.BatchSizePerImg
-	} else {
-		p.perImage = cfg.RPN.PostNMSTopNTest
-	}
-	p.kmax = n * p.perImage
-	if train {
-		p.roiCE = &layers.CETargets{}
-		p.roiBox = &layers.BoxTargets{CommonStride: 1}
-	}
-	rois := b.Host("proposals", []int{p.kmax, 5}, p.proposalsFn, append(append([]*G.Node{}, objs...), deltas...)...)
-	pcfg := layers.RoIAlignConfig{OutputSize: cfg.RoI.PoolSize, SamplingRatio: cfg.RoI.SamplingRatio, Aligned: cfg.RoI.Aligned,
-		CanonicalScale: cfg.RoI.CanonicalScale, CanonicalLevel: 4, Eps: cfg.RoI.LevelMapperEps, EpsInsideLog: cfg.LevelMapperEpsInsideLog}
-	pooled := b.MultiScaleRoIAlign(rois, p.Feats[:4], h, w, pcfg)
-	f6 := b.Linear(pooled, d.FC6, true)
-	f7 := b.Linear(f6, d.FC7, true)
-	cls := b.Linear(f7, d.Cls, false)
-	box := b.Linear(f7, d.BBox, false)
-	if err := b.Err(); err != nil {
-		return nil, err
-	}
-	if !train {
-		p.cls, p.box = b.Keep(cls), b.Keep(box)
-	} else {
-		p.rpnBCE = &layers.BCETargets{}
-		p.rpnBox = &layers.BoxTargets{}
-		p.Losses["loss_objectness"] = b.SigmoidBCE(p.rpnBCE, objs...)
-		p.Losses["loss_rpn_box_reg"] = b.BoxRegression(p.rpnBox, float64(cfg.RPN.SmoothL1Beta), deltas...)
-		p.Losses["loss_classifier"] = b.SoftmaxCE(p.roiCE, cls)
-		p.Losses["loss_box_reg"] = b.BoxRegression(p.roiBox, float64(cfg.RoI.SmoothL1Beta), box)
-		if d.Extra != nil {
-			extra, err := d.Extra(b, p)
-			if err != nil {
-				return nil, err
-			}
-			for k, v := range extra {
-				p.Losses[k] = v
-			}
-		}
-		var terms []*G.Node
-		for _, k := range sortedKeys(p.Losses) {
-			terms = append(terms, p.Losses[k])
-		}
-		p.Total = b.AddScalars(terms...)
-		if err := b.Err(); err != nil {
-			return nil, err
-		}
-		nodes, params := b.TrainableNodes()
-		if len(nodes) == 0 {
-			return nil, fmt.Errorf("model: nothing to train (every parameter is frozen)")
-		}
-		if p.Grads, err = G.Grad(p.Total, nodes...); err != nil {
-			return nil, fmt.Errorf("model: differentiating: %w", err)
-		}
-		p.Params = params
-	}
-	if err := b.Err(); err != nil {
-		return nil, err
-	}
-	if p.M, err = b.Compile(); err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
-// bindImages points the program's image input at the model's shared image
-// buffer (grown to the largest batch seen), rebinding when it moved.
-func (p *Program) bindImages() error {
-	d, size := p.d, p.N*3*p.H*p.W
-	if cap(d.inputs) < size {
-		// the old buffer goes as soon as no program's input refers to it
-		d.inputs = make([]float32, size)
-		for _, q := range d.programs {
-			if q != p && q.xval != nil {
-				if err := q.bindImages(); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	data := d.inputs[:size:size]
-	if p.xval != nil {
-		if cur := p.xval.Data().([]float32); &cur[0] == &data[0] {
-			return nil
-		}
-	}
-	p.xval = tensor.New(tensor.WithShape(p.N, 3, p.H, p.W), tensor.WithBacking(data))
-	return G.Let(p.X, p.xval)
+	p.Params = params
+	return nil
 }
 
 // proposalsFn runs inside the graph between the RPN head and the RoI
-// heads: it filters proposals and, in training, samples RoIs and fills
-// the RoI losses' targets. Rows of image i sit at [i*perImage, ...);
-// unused rows have batch index -1.
+// heads: the RPN filters proposals, the RoI heads select their RoIs (in
+// training: sample them and fill their losses' targets).
 func (p *Program) proposalsFn(in [][]float32, out []float32) error {
-	d := p.d
-	nl := len(p.levels)
-	ho := &rpn.HeadOutputs{N: p.N, A: d.RPNHead.A, Levels: p.levels, Obj: in[:nl], Deltas: in[nl:]}
-	props, err := rpn.FilterProposals(ho, p.anchors, p.in.Sizes, p.Train, d.Cfg.RPN)
+	props, err := p.rpn.Proposals(in, p.in.Sizes)
 	if err != nil {
 		return err
 	}
 	p.proposals = props
-	p.roiBoxes = make([][]float32, p.N)
-	for r := 0; r < p.kmax; r++ {
-		out[5*r] = -1
-	}
-	if !p.Train {
-		for i, pr := range props {
-			k := len(pr.Boxes) / 4
-			if k > p.perImage {
-				k = p.perImage
-			}
-			p.roiBoxes[i] = pr.Boxes[:4*k]
-			for j := 0; j < k; j++ {
-				r := i*p.perImage + j
-				out[5*r] = float32(i)
-				copy(out[5*r+1:5*r+5], pr.Boxes[4*j:4*j+4])
-			}
-		}
-		return nil
-	}
-	c := d.Cfg.RoI.NumClasses
-	ce, bx := p.roiCE, p.roiBox
-	if cap(ce.Label) < p.kmax {
-		ce.Label = make([]int32, p.kmax)
-	}
-	ce.Label = ce.Label[:p.kmax]
-	for i := range ce.Label {
-		ce.Label[i] = -1
-	}
-	bx.Base, bx.Target, bx.Stride = bx.Base[:0], bx.Target[:0], nil
-	sample := d.RoISample
-	if sample == nil {
-		s := boxes.BalancedSampler{BatchSizePerImage: d.Cfg.RoI.BatchSizePerImg, PositiveFraction: d.Cfg.RoI.PositiveFraction}
-		sample = func(_ int, labels []int) ([]int, []int, error) { return s.Sample(labels, d.rng) }
-	}
-	total := 0
+	boxes := make([][]float32, len(props))
 	for i, pr := range props {
-		s, err := roihead.SampleProposals(i, pr.Boxes, p.in.GT[i], p.in.GTLabels[i], d.Cfg.RoI, sample)
-		if err != nil {
-			return err
-		}
-		k := len(s.Labels)
-		if k > p.perImage {
-			return fmt.Errorf("roi_heads: %d RoIs sampled for image %d, room for %d", k, i, p.perImage)
-		}
-		p.roiBoxes[i] = s.Boxes
-		for j := 0; j < k; j++ {
-			r := i*p.perImage + j
-			out[5*r] = float32(i)
-			copy(out[5*r+1:5*r+5], s.Boxes[4*j:4*j+4])
-			lab := s.Labels[j]
-			ce.Label[r] = int32(lab)
-			if lab > 0 {
-				if lab >= c {
-					return fmt.Errorf("roi_heads: label %d out of range for %d classes", lab, c)
-				}
-				bx.Base = append(bx.Base, int32(r*4*c+4*lab))
-				bx.Target = append(bx.Target, [4]float32{s.Targets[4*j], s.Targets[4*j+1], s.Targets[4*j+2], s.Targets[4*j+3]})
-			}
-		}
-		total += k
+		boxes[i] = pr.Boxes
 	}
-	norm := float32(total)
-	if norm <= 0 {
-		norm = 1
-	}
-	ce.Norm, bx.Norm = norm, norm
-	return nil
-}
-
-// setInput copies the batch into the program and computes the RPN targets.
-func (p *Program) setInput(in *Input) error {
-	if err := in.Validate(p.Train); err != nil {
-		return err
-	}
-	if err := p.bindImages(); err != nil {
-		return err
-	}
-	copy(p.xval.Data().([]float32), in.Images)
-	p.in = in
-	if !p.Train {
-		return nil
-	}
-	d := p.d
-	sample := d.RPNSample
+	sample := p.d.RoISample
 	if sample == nil {
-		s := boxes.BalancedSampler{BatchSizePerImage: d.Cfg.RPN.BatchSizePerImg, PositiveFraction: d.Cfg.RPN.PositiveFraction}
-		sample = func(_ int, labels []int) ([]int, []int, error) { return s.Sample(labels, d.rng) }
+		sample = roihead.DefaultSampler(p.d.Cfg.RoI, p.d.rng)
 	}
-	per := make([]*rpn.ImageTargets, p.N)
-	for i := 0; i < p.N; i++ {
-		if len(in.GT[i])/4 != len(in.GTLabels[i]) {
-			return fmt.Errorf("model: image %d has %d boxes and %d labels", i, len(in.GT[i])/4, len(in.GTLabels[i]))
-		}
-		t, err := rpn.AssignTargets(i, p.allAnch, in.GT[i], d.Cfg.RPN, sample)
-		if err != nil {
-			return err
-		}
-		per[i] = t
-	}
-	ho := &rpn.HeadOutputs{N: p.N, A: d.RPNHead.A, Levels: p.levels}
-	for _, lv := range p.levels {
-		ho.Obj = append(ho.Obj, make([]float32, 0, p.N*ho.A*lv.H*lv.W)[:p.N*ho.A*lv.H*lv.W])
-		ho.Deltas = append(ho.Deltas, make([]float32, 0, 4*p.N*ho.A*lv.H*lv.W)[:4*p.N*ho.A*lv.H*lv.W])
-	}
-	lt, err := rpn.BuildLossTargets(ho, per, d.Cfg.RPN)
-	if err != nil {
-		return err
-	}
-	p.rpnBCE.Index, p.rpnBCE.Target, p.rpnBCE.Norm = lt.ObjIndex, lt.ObjTarget, lt.ObjNorm
-	p.rpnBox.Base, p.rpnBox.Stride, p.rpnBox.Target, p.rpnBox.Norm = lt.BoxBase, lt.BoxStride, lt.BoxTarget, lt.BoxNorm
-	return nil
+	return p.roi.Select(boxes, p.in.GT, p.in.GTLabels, sample, out)
 }
-
-// Losses are a training step's named loss values and their total.
-type Losses map[string]float64
 
 // TrainStep runs forward and backward on a batch; the gradients are then
 // in Gradients(). It returns the named losses (their sum under "total").
@@ -512,7 +197,7 @@ func (d *FasterRCNN) TrainStep(in *Input) (Losses, *Program, error) {
 	if err := p.setInput(in); err != nil {
 		return nil, nil, err
 	}
-	if err := p.M.Run(); err != nil {
+	if err := p.Machine.Run(); err != nil {
 		return nil, nil, fmt.Errorf("model: training step: %w", err)
 	}
 	out := Losses{}
@@ -525,15 +210,6 @@ func (d *FasterRCNN) TrainStep(in *Input) (Losses, *Program, error) {
 	return out, p, nil
 }
 
-// Gradient returns the gradient of parameter i of the last run
-// (p.Params[i]); valid until the next run.
-func (p *Program) Gradient(i int) []float32 {
-	return p.Grads[i].Value().Data().([]float32)
-}
-
-// Proposals returns the last run's proposals per image.
-func (p *Program) Proposals() []rpn.Proposals { return p.proposals }
-
 // Detect runs inference and returns detections per image in the resized
 // image coordinates of in (map them back with the batch's scales).
 func (d *FasterRCNN) Detect(in *Input) ([]*roihead.Detections, *Program, error) {
@@ -544,30 +220,12 @@ func (d *FasterRCNN) Detect(in *Input) ([]*roihead.Detections, *Program, error) 
 	if err := p.setInput(in); err != nil {
 		return nil, nil, err
 	}
-	if err := p.M.Run(); err != nil {
+	if err := p.Machine.Run(); err != nil {
 		return nil, nil, fmt.Errorf("model: inference: %w", err)
 	}
-	c := d.Cfg.RoI.NumClasses
-	cls, box := p.cls.Data(), p.box.Data()
-	out := make([]*roihead.Detections, in.N)
-	for i := 0; i < in.N; i++ {
-		k := len(p.roiBoxes[i]) / 4
-		r0 := i * p.perImage
-		det, err := roihead.Postprocess(cls[r0*c:(r0+k)*c], box[r0*4*c:(r0+k)*4*c], p.roiBoxes[i], in.Sizes[i][0], in.Sizes[i][1], d.Cfg.RoI)
-		if err != nil {
-			return nil, nil, err
-		}
-		out[i] = det
+	out, err := p.roi.Detections(in.Sizes)
+	if err != nil {
+		return nil, nil, err
 	}
 	return out, p, nil
-}
-
-// CheckFinite reports the first loss that is NaN or infinite.
-func (l Losses) CheckFinite() error {
-	for _, k := range sortedKeys(l) {
-		if v := l[k]; math.IsNaN(v) || math.IsInf(v, 0) {
-			return fmt.Errorf("%s is %v", k, v)
-		}
-	}
-	return nil
 }

@@ -1,6 +1,8 @@
-// Package model assembles detectors from the project's parts and moves
-// their weights in and out: torchvision `.pth` state dicts and the
-// project's own safetensors checkpoints.
+// Package model assembles detectors from the project's parts, as
+// torchvision's GeneralizedRCNN (fasterrcnn.go; each stage owns its head,
+// targets and losses: packages rpn, roihead; the program cache and compile
+// step are program.go), and moves their weights in and out: torchvision
+// `.pth` state dicts and the project's own safetensors checkpoints.
 package model
 
 import (

@@ -1,7 +1,9 @@
-// Package roihead is Faster R-CNN's second stage: proposal sampling with
-// box and class targets, the TwoMLPHead + FastRCNNPredictor on pooled RoI
-// features (graph side), and detection post-processing, as torchvision
-// 0.14's RoIHeads.
+// Package roihead is Faster R-CNN's second stage, as torchvision 0.14's
+// RoIHeads: the box head (BoxHead: TwoMLPHead + FastRCNNPredictor on
+// pooled RoI features), proposal sampling with box and class targets, the
+// classification and box losses, and detection post-processing. Stage
+// holds one compiled program's part of it (RoI rows, targets, losses,
+// kept outputs).
 package roihead
 
 import "fmt"

@@ -2,7 +2,8 @@
 // (graph side), and the host-side logic around it: proposal filtering
 // (decode, clip, per-level top-k and NMS, per-image top-k) and the anchor
 // targets of its losses (matching, balanced sampling, regression targets),
-// all as torchvision 0.14 does them.
+// all as torchvision 0.14 does them. Stage holds one compiled program's
+// part of it: anchors, targets and the two losses.
 package rpn
 
 import (

@@ -13,6 +13,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/skd-go/skd/config"
+	"github.com/skd-go/skd/glue"
 	"github.com/skd-go/skd/infer"
 	"github.com/skd-go/skd/kd"
 	"github.com/skd-go/skd/layers"
@@ -26,6 +27,7 @@ import (
 // between its FPN maps and the student's is added to the student's
 // detection losses (loss_kd = lambda * sum over levels).
 type Distill struct {
+	HookBase
 	TeacherCfg *config.File
 	Teacher    *model.FasterRCNN
 	Distiller  *kd.Distiller
@@ -34,8 +36,6 @@ type Distill struct {
 	progs map[[3]int]*teacherProg
 	clock uint64
 	pcg   *randv2.PCG
-
-	teacherStats []float64
 }
 
 type teacherProg struct {
@@ -106,25 +106,39 @@ func ResolveWeights(p string) (string, error) {
 	return filepath.Join(dir, ModelFile), VerifyWeightsFile(filepath.Join(dir, ModelFile))
 }
 
-// Name implements Extension.
+// Name implements Hook.
 func (d *Distill) Name() string { return "distill" }
 
-// Setup registers the distiller's trainable parameters (adapters, MGD
-// generators) in the student, hooks the KD loss into its training
-// programs and reports the teacher's validation AP once.
-func (d *Distill) Setup(t *Trainer) error {
+// Register adds the distiller's trainable parameters (adapters, MGD
+// generators) to the student and hooks the KD loss into its training
+// programs.
+func (d *Distill) Register(t *Trainer) error {
 	if err := d.Attach(t.Cfg, t.Det); err != nil {
 		return err
 	}
-	fmt.Fprintf(t.out, "distillation: %s\n", d.Distiller)
-	if t.ValAnn != "" && t.opts.Resume == "" {
-		res, _, err := infer.EvaluateDataset(d.Teacher, d.TeacherCfg, t.ValAnn, t.ValImgs, t.Cfg.Train.EvalMaxImages)
-		if err != nil {
-			return fmt.Errorf("teacher evaluation: %w", err)
-		}
-		fmt.Fprintf(t.out, "teacher: AP %.4f  AP50 %.4f  AP75 %.4f  APs %.4f  APm %.4f  APl %.4f\n", res.Stats[0], res.Stats[1], res.Stats[2], res.Stats[3], res.Stats[4], res.Stats[5])
-		d.teacherStats = res.Stats[:]
+	fmt.Fprintf(t.Out, "distillation: %s\n", d.Distiller)
+	return nil
+}
+
+// BeforeTrain evaluates the teacher on the val split once, at the start
+// of a fresh run, and records its metrics at iteration 0.
+func (d *Distill) BeforeTrain(t *Trainer) error {
+	if t.ValAnn == "" || t.Resumed {
+		return nil
 	}
+	res, _, err := infer.EvaluateDataset(d.Teacher, d.TeacherCfg, t.ValAnn, t.ValImgs, t.Cfg.Train.EvalMaxImages)
+	if err != nil {
+		return fmt.Errorf("teacher evaluation: %w", err)
+	}
+	fmt.Fprintf(t.Out, "teacher: AP %.4f  AP50 %.4f  AP75 %.4f  APs %.4f  APm %.4f  APl %.4f\n", res.Stats[0], res.Stats[1], res.Stats[2], res.Stats[3], res.Stats[4], res.Stats[5])
+	names := []string{"AP", "AP50", "AP75", "APs", "APm", "APl"}
+	rec := map[string]any{"iter": 0}
+	sc := map[string]float64{}
+	for i, n := range names {
+		rec["teacher_"+n] = res.Stats[i]
+		sc["teacher/"+n] = res.Stats[i]
+	}
+	t.Events.Write(0, rec, sc)
 	return nil
 }
 
@@ -135,26 +149,9 @@ func (d *Distill) Attach(cfg *config.File, det *model.FasterRCNN) error {
 	if d.progs == nil {
 		d.progs = map[[3]int]*teacherProg{}
 	}
-	dc := cfg.Distill
-	kc := kd.Config{Loss: dc.Loss, Weight: dc.Weight, Levels: dc.Levels, Adapter: dc.Adapter, Normalize: dc.Normalize}
-	if v, ok := dc.Options["window"]; ok {
-		kc.Window = int(v)
-	}
-	if v, ok := dc.Options["sigma"]; ok {
-		kc.Sigma = v
-	}
-	if v, ok := dc.Options["tau"]; ok {
-		kc.Tau = v
-	}
-	if v, ok := dc.Options["mask_ratio"]; ok {
-		kc.MaskRatio = v
-	}
-	for k := range dc.Options {
-		switch k {
-		case "window", "sigma", "tau", "mask_ratio":
-		default:
-			return fmt.Errorf("distill.options.%s is not a known option (window, sigma, tau, mask_ratio)", k)
-		}
+	kc, err := glue.KD(cfg)
+	if err != nil {
+		return err
 	}
 	sCh := make([]int, 5)
 	tCh := make([]int, 5)
@@ -178,8 +175,8 @@ func (d *Distill) Attach(cfg *config.File, det *model.FasterRCNN) error {
 	return nil
 }
 
-// BeforeStep runs the teacher's backbone + FPN on the batch.
-func (d *Distill) BeforeStep(t *Trainer, in *model.Input) error { return d.TeacherForward(in) }
+// BeforeStep runs the teacher's backbone + FPN on the step's batch.
+func (d *Distill) BeforeStep(t *Trainer) error { return d.TeacherForward(t.Step.Input) }
 
 // TeacherForward runs the teacher's backbone + FPN on a batch and makes
 // its maps the KD loss's targets.
@@ -257,11 +254,11 @@ func (d *Distill) build(n, h, w int) (*teacherProg, error) {
 	return tp, nil
 }
 
-// RNGState implements Extension (MGD's mask stream).
-func (d *Distill) RNGState() ([]byte, error) { return d.pcg.MarshalBinary() }
+// State implements Hook (MGD's mask stream).
+func (d *Distill) State() ([]byte, error) { return d.pcg.MarshalBinary() }
 
-// RestoreRNG implements Extension.
-func (d *Distill) RestoreRNG(b []byte) error { return d.pcg.UnmarshalBinary(b) }
+// LoadState implements Hook.
+func (d *Distill) LoadState(b []byte) error { return d.pcg.UnmarshalBinary(b) }
 
 // ExportStudent writes the student's weights without the distiller's
 // parameters (adapters, generators): a plain detector checkpoint that
@@ -280,30 +277,17 @@ func ExportStudent(reg *layers.Registry, path string) error {
 	return weights.SaveSafetensors(path, sd, map[string]string{"content": "student detector without distillation parameters"})
 }
 
-// Start writes the teacher's validation metrics (iteration 0) into
-// metrics.jsonl and TensorBoard.
-func (d *Distill) Start(t *Trainer) {
-	if d.teacherStats == nil {
-		return
+// AfterTrain exports the student-only weights of a finished run (next
+// to its final checkpoint, which the checkpoint hook writes after).
+func (d *Distill) AfterTrain(t *Trainer) error {
+	if !t.Finished() {
+		return nil
 	}
-	names := []string{"AP", "AP50", "AP75", "APs", "APm", "APl"}
-	rec := map[string]any{"iter": 0}
-	sc := map[string]float64{}
-	for i, n := range names {
-		rec["teacher_"+n] = d.teacherStats[i]
-		sc["teacher/"+n] = d.teacherStats[i]
-	}
-	t.writeMetrics(rec)
-	t.tb.Scalars(0, sc)
-}
-
-// Finish exports the student-only weights next to the final checkpoint.
-func (d *Distill) Finish(t *Trainer) error {
 	p := filepath.Join(t.WorkDir, "student_final.safetensors")
 	if err := ExportStudent(t.Det.Reg, p); err != nil {
 		return fmt.Errorf("exporting the student: %w", err)
 	}
-	fmt.Fprintf(t.out, "student weights (no distillation parameters): %s\n", p)
+	fmt.Fprintf(t.Out, "student weights (no distillation parameters): %s\n", p)
 	return nil
 }
 

@@ -1,6 +1,9 @@
-// Package train is the training engine: SGD with momentum and a warmup +
-// multi-step schedule, the loop (NaN guard, logging, periodic evaluation),
-// atomic checkpoints and exact resume.
+// Package train is the training engine, after detectron2's engine: a
+// Trainer whose step (runStep: forward/backward, NaN guard, clipping, SGD
+// with momentum) is all the loop does itself, and hooks (Hook: the
+// warmup + multi-step LR schedule, logging, periodic evaluation with the
+// best checkpoint, atomic checkpoints, plots, distillation) around it,
+// with their states in checkpoints for an exact resume.
 package train
 
 import (

@@ -34,6 +34,7 @@ import (
 
 	"github.com/skd-go/skd/config"
 	"github.com/skd-go/skd/data"
+	"github.com/skd-go/skd/glue"
 	"github.com/skd-go/skd/infer"
 	"github.com/skd-go/skd/train"
 )
@@ -282,7 +283,7 @@ func detect(o *options, stdout, stderr io.Writer) error {
 			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
 	}
 	start := time.Now()
-	res, failed := infer.Run(det, refs, infer.Options{Transform: infer.TransformConfig(cfg, false), BatchSize: o.batchSize,
+	res, failed := infer.Run(det, refs, infer.Options{Transform: glue.Transform(cfg, false), BatchSize: o.batchSize,
 		Workers: o.workers, ScoreThresh: o.scoreThresh, Labels: &labels, IgnoreEXIF: o.ignoreEXIF},
 		func(done, total int) {
 			if bar != nil {

@@ -5,8 +5,9 @@
 //	kdeval --config C.yaml --checkpoint CK [--max-images N] [--set k=v]... [--json metrics.json]
 //
 // The first form evaluates a results file. The second runs a model on its
-// config's val split (data.val.ann / data.val.images, or the synthetic
-// set's val files when data.synth.dir is set, generated if missing) and
+// config's val split (glue.ValSplit, the rule training uses too:
+// data.val.ann / data.val.images when set, else the synthetic set's val
+// files when data.synth.dir is set, generated if missing) and
 // evaluates its detections; CK is a weights file (safetensors or a
 // torchvision .pth), a checkpoint directory holding model.safetensors, or
 // a training work_dir whose last_checkpoint file names the checkpoint.
@@ -36,7 +37,7 @@ import (
 	"github.com/skd-go/skd/cocoeval"
 	"github.com/skd-go/skd/config"
 	"github.com/skd-go/skd/data"
-	"github.com/skd-go/skd/data/synth"
+	"github.com/skd-go/skd/glue"
 	"github.com/skd-go/skd/infer"
 	"github.com/skd-go/skd/train"
 )
@@ -264,27 +265,6 @@ func isFile(p string) bool {
 	return err == nil && st.Mode().IsRegular()
 }
 
-// valSplit returns the config's validation annotation file and image
-// directory: the synthetic set's (generated when missing) when
-// data.synth.dir is set, else data.val.
-func valSplit(cfg *config.File, stderr io.Writer) (ann, images string, err error) {
-	if s := cfg.Data.Synth; s.Dir != "" {
-		ann, images = synth.ValAnnotations(s.Dir), synth.ValImages(s.Dir)
-		if isFile(ann) {
-			return ann, images, nil
-		}
-		fmt.Fprintf(stderr, "kdeval: generating the synthetic set in %s\n", s.Dir)
-		if err := synth.Ensure(s.Dir, synth.Options{Train: s.Train, Val: s.Val, Seed: s.Seed, Size: s.Size, Sizes: s.Sizes}); err != nil {
-			return "", "", err
-		}
-		return ann, images, nil
-	}
-	if cfg.Data.Val.Ann == "" {
-		return "", "", fmt.Errorf("config %s has no data.val.ann (nor data.synth.dir)", cfg.Path)
-	}
-	return cfg.Data.Val.Ann, cfg.Data.Val.Images, nil
-}
-
 // evaluateModel is the model mode: load the config and weights, run the
 // model on the val split and evaluate.
 func evaluateModel(o *options, stderr io.Writer) (*cocoeval.Result, error) {
@@ -303,10 +283,14 @@ func evaluateModel(o *options, stderr io.Writer) (*cocoeval.Result, error) {
 		return nil, err
 	}
 	data.SetMaxImagePixels(cfg.Data.MaxImagePixels)
-	ann, images, err := valSplit(cfg, stderr)
+	val, ok, err := glue.ValSplit(cfg, func(m string) { fmt.Fprintln(stderr, "kdeval:", m) })
 	if err != nil {
 		return nil, err
 	}
+	if !ok {
+		return nil, fmt.Errorf("config %s has no data.val.ann (nor data.synth.dir)", cfg.Path)
+	}
+	ann, images := val.Ann, val.Images
 	det, rep, err := infer.LoadModel(cfg, weights)
 	if err != nil {
 		return nil, err

@@ -116,7 +116,7 @@ func newRoot(stdout io.Writer) *cobra.Command {
 				_, err := stdout.Write(resolved)
 				return err
 			}
-			exts, err := extensions(cfg)
+			exts, err := hooks(cfg)
 			if err != nil {
 				return usageError{err}
 			}

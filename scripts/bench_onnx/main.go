@@ -21,6 +21,7 @@ import (
 	"github.com/skd-go/skd/config"
 	"github.com/skd-go/skd/data"
 	"github.com/skd-go/skd/export"
+	"github.com/skd-go/skd/glue"
 	"github.com/skd-go/skd/infer"
 	"github.com/skd-go/skd/model"
 )
@@ -86,7 +87,7 @@ func run(cfgPath string, sets []string, weights, inputs string, iters int, seede
 		if err != nil {
 			return err
 		}
-		in := infer.ToInput(batch)
+		in := glue.Input(batch)
 		if _, _, err := det.Detect(in); err != nil { // warm-up: builds the program for this shape
 			return err
 		}

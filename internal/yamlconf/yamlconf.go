@@ -1,4 +1,5 @@
-// Package config loads YAML configuration files into Go structs.
+// Package yamlconf loads YAML configuration files into Go structs; it
+// knows no project schema (that is package config, which uses it).
 //
 // A configuration file may name base files under a top-level "_base_" key (a
 // string or a list of strings, paths relative to the including file). Bases
@@ -10,7 +11,7 @@
 // dotted key path, and for unknown keys the nearest valid key.
 //
 // Every error returned by this package is an *Error.
-package config
+package yamlconf
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package config
+package yamlconf
 
 import (
 	"errors"
@@ -760,7 +760,7 @@ func TestDecodeMoreKinds(t *testing.T) {
 		{map[string]any{"u": 65536}, "u", "value 65536 out of range for uint16"},
 		{map[string]any{"f32": 1e39}, "f32", "value 1e+39 out of range for float32"},
 		{map[string]any{"when": "yesterday"}, "when", `want an RFC 3339 timestamp, got "yesterday"`},
-		{map[string]any{"level": "medium"}, "level", `cannot decode "medium" into config.level`},
+		{map[string]any{"level": "medium"}, "level", `cannot decode "medium" into yamlconf.level`},
 		{map[string]any{"keys": map[string]any{"a": map[string]any{}}}, "keys.a", "want a string, got a mapping"},
 	} {
 		var k moreKinds
