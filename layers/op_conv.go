@@ -495,6 +495,9 @@ type FrozenBN struct {
 	// statistics and update Mean and Var with Momentum.
 	BatchStats bool
 	Momentum   float32
+	// Sync, when set, makes the batch statistics those of the whole
+	// data-parallel batch (SyncBN; see StatReducer in op_batchnorm.go).
+	Sync StatReducer
 }
 
 // NewFrozenBN registers name.{weight,bias,running_mean,running_var} as

@@ -41,6 +41,12 @@ type FasterRCNN struct {
 	RoISample roihead.SampleFunc
 	// Extra adds loss terms to training programs (distillation).
 	Extra ExtraLoss
+	// NormReduce, when set, replaces the losses' sample counts (the RPN's
+	// sampled anchors, the RoI head's sampled RoIs) in place by their
+	// data-parallel value, the sum over ranks divided by the number of
+	// ranks, so that averaging the ranks' gradients gives exactly the
+	// one-process gradient of the whole global batch (see train/ddp.go).
+	NormReduce func(counts []float32) error
 
 	programs map[progKey]*Program
 	order    []progKey
@@ -383,6 +389,13 @@ func (p *Program) proposalsFn(in [][]float32, out []float32) error {
 		total += k
 	}
 	norm := float32(total)
+	if d.NormReduce != nil {
+		n := []float32{norm}
+		if err := d.NormReduce(n); err != nil {
+			return err
+		}
+		norm = n[0]
+	}
 	if norm <= 0 {
 		norm = 1
 	}
@@ -425,6 +438,13 @@ func (p *Program) setInput(in *Input) error {
 	lt, err := rpn.BuildLossTargets(ho, per, d.Cfg.RPN)
 	if err != nil {
 		return err
+	}
+	if d.NormReduce != nil {
+		n := []float32{lt.ObjNorm, lt.BoxNorm}
+		if err := d.NormReduce(n); err != nil {
+			return err
+		}
+		lt.ObjNorm, lt.BoxNorm = n[0], n[1]
 	}
 	p.rpnBCE.Index, p.rpnBCE.Target, p.rpnBCE.Norm = lt.ObjIndex, lt.ObjTarget, lt.ObjNorm
 	p.rpnBox.Base, p.rpnBox.Stride, p.rpnBox.Target, p.rpnBox.Norm = lt.BoxBase, lt.BoxStride, lt.BoxTarget, lt.BoxNorm
