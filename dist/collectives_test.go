@@ -174,3 +174,18 @@ func TestLauncherSize(t *testing.T) {
 		t.Fatalf("PMI_SIZE=4: %d", n)
 	}
 }
+
+func TestCountCPUList(t *testing.T) {
+	for s, want := range map[string]int{"0-3": 4, "0": 1, "0-3,8,10-11": 7, "x": 0} {
+		if got := countCPUList(s); got != want {
+			t.Errorf("%q: %d, want %d", s, got, want)
+		}
+	}
+}
+
+func TestSetThreadsKeepsExplicit(t *testing.T) {
+	t.Setenv("GOMAXPROCS", "1")
+	if _, why := SetThreads(); why != "GOMAXPROCS=1" {
+		t.Fatalf("explicit GOMAXPROCS: %q", why)
+	}
+}

@@ -13,7 +13,6 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/skd-go/skd/config"
-	"github.com/skd-go/skd/infer"
 	"github.com/skd-go/skd/kd"
 	"github.com/skd-go/skd/layers"
 	"github.com/skd-go/skd/model"
@@ -115,7 +114,7 @@ func (d *Distill) Setup(t *Trainer) error {
 	}
 	fmt.Fprintf(t.out, "distillation: %s\n", d.Distiller)
 	if t.ValAnn != "" && t.opts.Resume == "" {
-		res, _, err := infer.EvaluateDataset(d.Teacher, d.TeacherCfg, t.ValAnn, t.ValImgs, t.Cfg.Train.EvalMaxImages)
+		res, err := t.evalDataset(d.Teacher, d.TeacherCfg)
 		if err != nil {
 			return fmt.Errorf("teacher evaluation: %w", err)
 		}

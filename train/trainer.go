@@ -18,6 +18,7 @@ import (
 	"github.com/skd-go/skd/config"
 	"github.com/skd-go/skd/data"
 	"github.com/skd-go/skd/data/synth"
+	"github.com/skd-go/skd/dist"
 	"github.com/skd-go/skd/infer"
 	"github.com/skd-go/skd/model"
 	"github.com/skd-go/skd/plots"
@@ -42,6 +43,8 @@ type Options struct {
 	Extensions []Extension
 	// Log receives diagnostics (nil: slog.Default()).
 	Log *slog.Logger
+	// World is the data-parallel world (nil: one process); see ddp.go.
+	World *dist.World
 }
 
 // Extension hooks into a run: Setup after the detector exists (before any
@@ -67,6 +70,8 @@ type Trainer struct {
 	ValAnn  string
 	ValImgs string
 	Log     *slog.Logger
+	// DDP is the data-parallel state (a one-process world by default).
+	DDP *DDP
 
 	opts    Options
 	out     io.Writer
@@ -89,28 +94,64 @@ func New(opts Options) (*Trainer, error) {
 	if t.Log == nil {
 		t.Log = slog.Default()
 	}
-	if err := os.MkdirAll(t.WorkDir, 0o755); err != nil {
-		return nil, fmt.Errorf("work dir %s: %w", t.WorkDir, err)
-	}
-	probe := filepath.Join(t.WorkDir, ".write-test")
-	if err := os.WriteFile(probe, nil, 0o644); err != nil {
-		return nil, fmt.Errorf("work dir %s is not writable: %w", t.WorkDir, err)
-	}
-	os.Remove(probe)
 	t.hash = config.Hash(opts.Resolved)
-	if err := config.Save(filepath.Join(t.WorkDir, "config.yaml"), opts.Resolved); err != nil {
+	var err error
+	if t.DDP, err = newDDP(opts.World, cfg, t.hash); err != nil {
 		return nil, err
 	}
-	trainAnn, trainImgs, valAnn, valImgs, err := DatasetPaths(cfg)
-	if err != nil {
+	if w := t.DDP.W; w.Size() > 1 {
+		t.Log = t.Log.With("rank", w.Rank())
+		if !w.IsRoot() {
+			t.out = io.Discard
+		}
+	}
+	// everything that can fail on some ranks only, before anything is
+	// written; then rank 0 prepares the work dir and the initial weights
+	if err := t.DDP.agree(t.setup()); err != nil {
 		return nil, err
+	}
+	if err := t.DDP.rootDo(t.prepareWorkDir); err != nil {
+		return nil, err
+	}
+	if err := t.DDP.rootDo(t.initWeights); err != nil {
+		return nil, err
+	}
+	if n := t.DDP.attach(t.Det); n > 0 {
+		t.Log.Info("SyncBN", "layers", n, "ranks", t.DDP.W.Size())
+	}
+	if err := t.DDP.syncFromRoot(t); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// setup loads the datasets (generating the synthetic set on rank 0 first),
+// builds the detector and sets up the extensions; it writes nothing in the
+// work dir.
+func (t *Trainer) setup() error {
+	cfg := t.Cfg
+	var trainAnn, trainImgs, valAnn, valImgs string
+	var err error
+	if t.DDP.Root() {
+		trainAnn, trainImgs, valAnn, valImgs, err = DatasetPaths(cfg)
+	}
+	if t.DDP.W.Size() > 1 {
+		if berr := t.DDP.W.Barrier(); berr != nil {
+			return berr
+		}
+	}
+	if !t.DDP.Root() {
+		trainAnn, trainImgs, valAnn, valImgs, err = DatasetPaths(cfg)
+	}
+	if err != nil {
+		return err
 	}
 	t.ValAnn, t.ValImgs = valAnn, valImgs
 	if t.TrainDS, err = data.LoadCOCO(trainAnn, trainImgs, data.COCOOptions{FilterEmpty: true, Logger: t.Log}); err != nil {
-		return nil, err
+		return err
 	}
 	if len(t.TrainDS.Images) == 0 {
-		return nil, fmt.Errorf("training set %s has no image with a usable box", trainAnn)
+		return fmt.Errorf("training set %s has no image with a usable box", trainAnn)
 	}
 	t.catIDs = cfg.Data.Labels == "category_id"
 	need := t.TrainDS.NumClasses() + 1
@@ -118,43 +159,64 @@ func New(opts Options) (*Trainer, error) {
 		need = int(t.TrainDS.LabelToCatID[len(t.TrainDS.LabelToCatID)-1]) + 1
 	}
 	if cfg.Model.RoI.NumClasses < need {
-		return nil, fmt.Errorf("model.roi_heads.num_classes is %d but %s needs %d (background + labels)", cfg.Model.RoI.NumClasses, trainAnn, need)
+		return fmt.Errorf("model.roi_heads.num_classes is %d but %s needs %d (background + labels)", cfg.Model.RoI.NumClasses, trainAnn, need)
 	}
 	if t.Det, err = model.New(cfg.Model); err != nil {
-		return nil, err
+		return err
 	}
 	t.Det.Init(cfg.Train.Seed)
 	t.Det.Seed(uint64(cfg.Train.Seed))
 	t.Opt = NewSGD(cfg.Solver.Momentum, cfg.Solver.WeightDecay, cfg.Solver.NoDecayNormBias)
 	t.Sched = Schedule{BaseLR: cfg.Solver.BaseLR, WarmupIters: cfg.Solver.WarmupIters, WarmupFactor: cfg.Solver.WarmupFactor, Steps: cfg.Solver.Steps, Gamma: cfg.Solver.Gamma}
 	t.State = State{ConfigHash: t.hash, Seed: cfg.Train.Seed, BestAP: -1, BestIter: -1}
-	for _, e := range opts.Extensions {
+	for _, e := range t.opts.Extensions {
 		if err := e.Setup(t); err != nil {
-			return nil, fmt.Errorf("%s: %w", e.Name(), err)
+			return fmt.Errorf("%s: %w", e.Name(), err)
 		}
+	}
+	return nil
+}
+
+// prepareWorkDir creates the work dir and saves the resolved config (rank
+// 0).
+func (t *Trainer) prepareWorkDir() error {
+	if err := os.MkdirAll(t.WorkDir, 0o755); err != nil {
+		return fmt.Errorf("work dir %s: %w", t.WorkDir, err)
+	}
+	probe := filepath.Join(t.WorkDir, ".write-test")
+	if err := os.WriteFile(probe, nil, 0o644); err != nil {
+		return fmt.Errorf("work dir %s is not writable: %w", t.WorkDir, err)
+	}
+	os.Remove(probe)
+	if err := config.Save(filepath.Join(t.WorkDir, "config.yaml"), t.opts.Resolved); err != nil {
+		return err
 	}
 	CleanTemp(t.WorkDir)
+	return nil
+}
+
+// initWeights resumes or loads the initial weights (rank 0; the others get
+// them by broadcast).
+func (t *Trainer) initWeights() error {
+	opts, cfg := t.opts, t.Cfg
 	if opts.Resume != "" {
-		if err := t.resume(opts.Resume); err != nil {
-			return nil, err
-		}
-	} else {
-		w := opts.Weights
-		if w == "" {
-			w = cfg.Train.InitWeights
-		}
-		if w != "" {
-			lo := model.LoadOptions{AllowMissing: []string{"*"}}
-			lo.Prefix = cfg.Train.InitPrefix
-			lo.Ignore = []string{"fc.*"}
-			rep, err := model.LoadWeights(t.Det.Reg, w, lo)
-			if err != nil {
-				return nil, err
-			}
-			t.Log.Info("initial weights", "file", w, "matched", len(rep.Matched), "missing", len(rep.Missing), "unexpected", len(rep.Unexpected))
-		}
+		return t.resume(opts.Resume)
 	}
-	return t, nil
+	w := opts.Weights
+	if w == "" {
+		w = cfg.Train.InitWeights
+	}
+	if w != "" {
+		lo := model.LoadOptions{AllowMissing: []string{"*"}}
+		lo.Prefix = cfg.Train.InitPrefix
+		lo.Ignore = []string{"fc.*"}
+		rep, err := model.LoadWeights(t.Det.Reg, w, lo)
+		if err != nil {
+			return err
+		}
+		t.Log.Info("initial weights", "file", w, "matched", len(rep.Matched), "missing", len(rep.Missing), "unexpected", len(rep.Unexpected))
+	}
+	return nil
 }
 
 // DatasetPaths returns the train and val splits, generating the
@@ -214,6 +276,7 @@ func (t *Trainer) resume(which string) error {
 	t.State = *st
 	t.State.ConfigHash = t.hash
 	t.Log.Info("resumed", "checkpoint", dir, "iter", st.Iter)
+	t.noteWorldSize(st)
 	return t.truncateMetrics(st.Iter)
 }
 
@@ -260,23 +323,23 @@ func (t *Trainer) toInput(b *data.Batch) *model.Input {
 func (t *Trainer) Run() (err error) {
 	cfg := t.Cfg
 	lc := data.LoaderConfig{BatchSize: cfg.Solver.IMSPerBatch, Workers: cfg.Data.Workers, Seed: cfg.Train.Seed, Shuffle: true, Train: true,
-		AspectGrouping: cfg.Data.AspectGrouping, StartIter: t.State.Iter, Transform: infer.TransformConfig(cfg, true), Logger: t.Log}
+		AspectGrouping: cfg.Data.AspectGrouping, StartIter: t.State.Iter, Transform: infer.TransformConfig(cfg, true), Logger: t.Log,
+		Rank: t.DDP.W.Rank(), WorldSize: t.DDP.W.Size()}
 	if t.loader, err = data.NewLoader(t.TrainDS, lc); err != nil {
 		return err
 	}
 	defer t.loader.Close()
-	if t.metrics, err = os.OpenFile(filepath.Join(t.WorkDir, "metrics.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err != nil {
+	if err := t.DDP.rootDo(t.openLogs); err != nil {
 		return err
 	}
-	defer t.metrics.Close()
-	if t.tb, err = tensorboard.NewWriter(t.WorkDir); err != nil {
-		return err
-	}
-	defer t.tb.Close()
-	defer t.plot()
-	for _, e := range t.opts.Extensions {
-		if s, ok := e.(interface{ Start(*Trainer) }); ok {
-			s.Start(t)
+	if t.DDP.Root() {
+		defer t.metrics.Close()
+		defer t.tb.Close()
+		defer t.plot()
+		for _, e := range t.opts.Extensions {
+			if s, ok := e.(interface{ Start(*Trainer) }); ok {
+				s.Start(t)
+			}
 		}
 	}
 
@@ -287,7 +350,7 @@ func (t *Trainer) Run() (err error) {
 	for it := t.State.Iter; it < maxIter; it++ {
 		t0 := time.Now()
 		b, err := t.loader.Next()
-		if err != nil {
+		if b, err = t.DDP.batch(b, err, it); err != nil {
 			return fmt.Errorf("iteration %d: data: %w", it, err)
 		}
 		in := t.toInput(b)
@@ -301,6 +364,10 @@ func (t *Trainer) Run() (err error) {
 		if err != nil {
 			return fmt.Errorf("iteration %d: %w", it, err)
 		}
+		losses, grads, err := t.DDP.reduce(losses, prog)
+		if err != nil {
+			return fmt.Errorf("iteration %d: %w", it, err)
+		}
 		if err := losses.CheckFinite(); err != nil {
 			last, _ := ResolveCheckpoint(t.WorkDir)
 			if last == "" {
@@ -309,10 +376,6 @@ func (t *Trainer) Run() (err error) {
 			return fmt.Errorf("%w at iteration %d: %v; stopped, no update applied; last good checkpoint: %s", ErrNonFinite, it+1, err, last)
 		}
 		lr := t.Sched.LR(int(it))
-		grads := make([][]float32, len(prog.Params))
-		for i := range prog.Params {
-			grads[i] = prog.Gradient(i)
-		}
 		gnorm := ClipGradNorm(grads, cfg.Solver.ClipGradNorm)
 		if math.IsNaN(gnorm) || math.IsInf(gnorm, 0) {
 			return fmt.Errorf("%w at iteration %d: gradient norm is %v; stopped, no update applied", ErrNonFinite, it+1, gnorm)
@@ -327,7 +390,7 @@ func (t *Trainer) Run() (err error) {
 		t.State.LoaderIter = it + 1
 		t.State.Epoch = b.Epoch
 		done := it + 1
-		if done%int64(max(cfg.Train.LogPeriod, 1)) == 0 || done == maxIter || it == startIter {
+		if t.DDP.Root() && (done%int64(max(cfg.Train.LogPeriod, 1)) == 0 || done == maxIter || it == startIter) {
 			n := float64(done - startIter)
 			t.logStep(done, maxIter, losses, lr, gnorm, stepTime/n, dataTime/n, time.Since(start))
 		}
@@ -352,7 +415,7 @@ func (t *Trainer) Run() (err error) {
 		}
 		for _, e := range t.opts.Extensions {
 			if f, ok := e.(interface{ Finish(*Trainer) error }); ok {
-				if err := f.Finish(t); err != nil {
+				if err := t.DDP.rootDo(func() error { return f.Finish(t) }); err != nil {
 					return err
 				}
 			}
@@ -384,12 +447,14 @@ func (t *Trainer) save(name string) error {
 	if err := t.rngStates(); err != nil {
 		return err
 	}
-	dir, err := SaveCheckpoint(t.WorkDir, name, t.Det.Reg, t.Opt, &t.State, true)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(t.out, "saved checkpoint %s\n", dir)
-	return nil
+	return t.DDP.rootDo(func() error {
+		dir, err := SaveCheckpoint(t.WorkDir, name, t.Det.Reg, t.Opt, &t.State, true)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(t.out, "saved checkpoint %s\n", dir)
+		return nil
+	})
 }
 
 func (t *Trainer) logStep(done, maxIter int64, l model.Losses, lr, gnorm, sPerIt, dataPerIt float64, elapsed time.Duration) {
@@ -436,7 +501,7 @@ func (t *Trainer) evaluate(done int64) error {
 		return nil
 	}
 	t0 := time.Now()
-	res, _, err := infer.EvaluateDataset(t.Det, t.Cfg, t.ValAnn, t.ValImgs, t.Cfg.Train.EvalMaxImages)
+	res, err := t.evalDataset(t.Det, t.Cfg)
 	if err != nil {
 		return fmt.Errorf("evaluation at iteration %d: %w", done, err)
 	}
@@ -447,9 +512,11 @@ func (t *Trainer) evaluate(done int64) error {
 		rec[n] = res.Stats[i]
 		scal["val/"+n] = res.Stats[i]
 	}
-	t.writeMetrics(rec)
-	t.tb.Scalars(done, scal)
-	t.tb.Flush()
+	if t.DDP.Root() {
+		t.writeMetrics(rec)
+		t.tb.Scalars(done, scal)
+		t.tb.Flush()
+	}
 	fmt.Fprintf(t.out, "eval iter %d: AP %.4f  AP50 %.4f  AP75 %.4f  APs %.4f  APm %.4f  APl %.4f  (%.1f s)\n",
 		done, res.Stats[0], res.Stats[1], res.Stats[2], res.Stats[3], res.Stats[4], res.Stats[5], time.Since(t0).Seconds())
 	if ap := res.Stats[0]; ap > t.State.BestAP {
@@ -457,7 +524,10 @@ func (t *Trainer) evaluate(done int64) error {
 		if err := t.rngStates(); err != nil {
 			return err
 		}
-		if _, err := SaveCheckpoint(t.WorkDir, "best", t.Det.Reg, t.Opt, &t.State, false); err != nil {
+		if err := t.DDP.rootDo(func() error {
+			_, err := SaveCheckpoint(t.WorkDir, "best", t.Det.Reg, t.Opt, &t.State, false)
+			return err
+		}); err != nil {
 			return err
 		}
 	}

@@ -47,17 +47,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	world = nil
 	err := root.Execute()
 	if err == nil {
-		return 0
+		return finishWorld(nil, stderr, 0)
 	}
-	fmt.Fprintln(stderr, "kdtrain:", err)
+	code := 1
 	var ue usageError
 	var ce *config.Error
 	if errors.As(err, &ue) || errors.As(err, &ce) {
-		return 2
+		code = 2
 	}
-	return 1
+	return finishWorld(err, stderr, code)
 }
 
 func newRoot(stdout io.Writer) *cobra.Command {
@@ -90,7 +91,11 @@ func newRoot(stdout io.Writer) *cobra.Command {
 				return usageError{err}
 			}
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
-			t, err := train.New(train.Options{Config: cfg, Resolved: resolved, Resume: resume, Weights: weights, Out: stdout, Extensions: exts, Log: logger})
+			w, err := joinWorld(logger)
+			if err != nil {
+				return err
+			}
+			t, err := train.New(train.Options{Config: cfg, Resolved: resolved, Resume: resume, Weights: weights, Out: stdout, Extensions: exts, Log: logger, World: w})
 			if err != nil {
 				return usageError{err}
 			}
