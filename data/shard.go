@@ -33,7 +33,7 @@ func CheckShard(batchSize, rank, size int) error {
 		return fmt.Errorf("loader: rank %d of %d ranks", rank, size)
 	}
 	if batchSize%size != 0 {
-		return fmt.Errorf("solver.ims_per_batch=%d (the global batch) is not divisible by the world size %d: use a multiple of %d images, or another number of ranks", batchSize, size, size)
+		return fmt.Errorf("the global batch of %d images is not divisible by the world size %d: use a multiple of %d images per batch (solver.ims_per_batch), or another number of ranks", batchSize, size, size)
 	}
 	return nil
 }

@@ -166,6 +166,7 @@ func TestLauncherSize(t *testing.T) {
 	t.Setenv("OMPI_COMM_WORLD_SIZE", "")
 	t.Setenv("PMI_SIZE", "")
 	t.Setenv("PMIX_SIZE", "")
+	t.Setenv("SLURM_STEP_NUM_TASKS", "")
 	if n := LauncherSize(); n != 1 {
 		t.Fatalf("no launcher: %d", n)
 	}

@@ -220,15 +220,31 @@ func (e *RankError) Error() string { return fmt.Sprintf("rank %d: %s", e.Rank, e
 func (e *RankError) Unwrap() error { return e.err }
 
 // LauncherSize returns the world size an MPI launcher announced in the
-// environment (OpenMPI's mpirun: OMPI_COMM_WORLD_SIZE; Hydra / Slurm PMI:
-// PMI_SIZE; PMIx: PMIX_SIZE), or 1 when there is none.
+// environment (OpenMPI's mpirun: OMPI_COMM_WORLD_SIZE; Hydra / PMI-2:
+// PMI_SIZE; PMIx: PMIX_SIZE; Slurm's srun: SLURM_STEP_NUM_TASKS), or 1
+// when there is none.
 func LauncherSize() int {
-	for _, k := range []string{"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"} {
+	for _, k := range []string{"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_STEP_NUM_TASKS"} {
 		if v, err := strconv.Atoi(os.Getenv(k)); err == nil && v > 0 {
 			return v
 		}
 	}
 	return 1
+}
+
+// launched reports whether a launcher started this process (an MPI
+// binary then joins the launcher's world even when LauncherSize cannot
+// tell its size, e.g. srun --mpi=pmix sets only PMIX_RANK).
+func launched() bool {
+	if LauncherSize() > 1 {
+		return true
+	}
+	for _, k := range []string{"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"} {
+		if os.Getenv(k) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // LocalSize returns how many ranks the launcher started on this machine

@@ -11,6 +11,7 @@ import (
 func TestInitWithoutMPI(t *testing.T) {
 	t.Setenv("PMI_SIZE", "")
 	t.Setenv("PMIX_SIZE", "")
+	t.Setenv("SLURM_STEP_NUM_TASKS", "")
 	t.Setenv("OMPI_COMM_WORLD_SIZE", "1")
 	w, err := Init()
 	if err != nil || w.Size() != 1 || w.Rank() != 0 {

@@ -82,6 +82,11 @@ var (
 )
 
 func initWorld() (*World, error) {
+	if !launched() {
+		// not started by a launcher: a plain one-process run, without
+		// MPI's singleton start-up
+		return Single(), nil
+	}
 	mpiOnce.Do(func() {
 		var provided C.int
 		if rc := C.skd_init(&provided); rc != C.MPI_SUCCESS {
