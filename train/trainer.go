@@ -122,6 +122,7 @@ func New(opts Options) (*Trainer, error) {
 	if err := t.DDP.syncFromRoot(t); err != nil {
 		return nil, err
 	}
+	t.State.WorldSize = t.DDP.W.Size()
 	return t, nil
 }
 

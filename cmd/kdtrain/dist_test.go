@@ -2,9 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"math"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,6 +24,10 @@ var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 // trainRanks trains cfgPath (with sets) on n in-process ranks (dist.Local;
 // n == 1: the plain one-process trainer) and returns each rank's error.
 func trainRanks(t *testing.T, cfgPath string, sets []string, n int, exts func() []train.Extension) []error {
+	return trainRanksResume(t, cfgPath, sets, n, exts, "")
+}
+
+func trainRanksResume(t *testing.T, cfgPath string, sets []string, n int, exts func() []train.Extension, resume string) []error {
 	t.Helper()
 	var ws []*dist.World
 	if n > 1 {
@@ -44,7 +51,7 @@ func trainRanks(t *testing.T, cfgPath string, sets []string, n int, exts func() 
 			if exts != nil {
 				e = exts()
 			}
-			tr, err := train.New(train.Options{Config: cfg, Resolved: resolved, Out: &outs[r], Log: quietLog, World: ws[r], Extensions: e})
+			tr, err := train.New(train.Options{Config: cfg, Resolved: resolved, Out: &outs[r], Log: quietLog, World: ws[r], Extensions: e, Resume: resume})
 			if err != nil {
 				errs[r] = err
 				return
@@ -183,4 +190,71 @@ func readDir(p string) ([]string, error) {
 		return nil, io.EOF
 	}
 	return m, nil
+}
+
+// TestResumeInAnotherWorldSize: a 2-rank run's checkpoint at iteration 6,
+// resumed by one process with the same global batch, continues the
+// one-process run (iterations 7-10 and final weights to 1e-5).
+func TestResumeInAnotherWorldSize(t *testing.T) {
+	sets := append([]string{"model.backbone.norm=SyncBN"}, equivSets...)
+	cfg1, work1 := tinySetup(t, "")
+	mustTrain(t, cfg1, sets, 1)
+	cfg2, work2 := tinySetup(t, "")
+	mustTrain(t, cfg2, sets, 2)
+	for r, err := range trainRanksResume(t, cfg2, sets, 1, nil, filepath.Join(work2, "checkpoints", "iter_0000006")) {
+		if err != nil {
+			t.Fatalf("resume, rank %d: %v", r, err)
+		}
+	}
+	compareRuns(t, work1, work2, 1e-5, 1e-5)
+	st, err := os.ReadFile(filepath.Join(work2, "checkpoints", "model_final", train.StateFile))
+	if err != nil || !strings.Contains(string(st), `"world_size": 1`) {
+		t.Fatalf("final state does not record the one-process world: %v %s", err, st)
+	}
+}
+
+// TestDataParallelEvaluation: 2 in-process ranks evaluating their shards
+// give the one-process 12 COCO numbers on the same weights (a one-process
+// run's final checkpoint, re-evaluated by a 2-rank resume).
+func TestDataParallelEvaluation(t *testing.T) {
+	cfg, work := tinySetup(t, "")
+	sets := []string{"solver.max_iter=4"}
+	mustTrain(t, cfg, sets, 1)
+	want := lastEval(t, work)
+	if out, err := exec.Command("cp", "-a", work, work+"-2").CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	os.Remove(filepath.Join(work+"-2", "metrics.jsonl"))
+	for r, err := range trainRanksResume(t, cfg, append(sets, "train.work_dir="+work+"-2"), 2, nil, "auto") {
+		if err != nil {
+			t.Fatalf("rank %d: %v", r, err)
+		}
+	}
+	if got := lastEval(t, work+"-2"); got != want {
+		t.Fatalf("2-rank evaluation %v, one process %v", got, want)
+	}
+}
+
+// lastEval returns the 12 numbers of the last evaluation in metrics.jsonl.
+func lastEval(t *testing.T, work string) [12]float64 {
+	t.Helper()
+	var out [12]float64
+	found := false
+	names := []string{"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"}
+	for _, line := range strings.Split(readMetricsAll(t, work), "\n") {
+		var m map[string]float64
+		if json.Unmarshal([]byte(line), &m) != nil {
+			continue
+		}
+		if _, ok := m["AP"]; ok {
+			for i, n := range names {
+				out[i] = m[n]
+			}
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no evaluation in %s/metrics.jsonl", work)
+	}
+	return out
 }

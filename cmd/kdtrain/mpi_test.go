@@ -4,7 +4,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -77,41 +76,17 @@ func TestMPIEqualsOneProcess(t *testing.T) {
 	}
 }
 
-// evalLine returns the 12 numbers of the last evaluation in metrics.jsonl.
-func evalLine(t *testing.T, work string) [12]float64 {
-	t.Helper()
-	var out [12]float64
-	found := false
-	names := []string{"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"}
-	for _, line := range strings.Split(readMetricsAll(t, work), "\n") {
-		var m map[string]float64
-		if json.Unmarshal([]byte(line), &m) != nil {
-			continue
-		}
-		if _, ok := m["AP"]; ok {
-			for i, n := range names {
-				out[i] = m[n]
-			}
-			found = true
-		}
-	}
-	if !found {
-		t.Fatalf("no evaluation in %s/metrics.jsonl", work)
-	}
-	return out
-}
-
 // TestMPIEvaluation: 2 ranks evaluating their shards of the val split give
 // the 12 COCO numbers of one process on the same weights (a one-process
 // run's final checkpoint, re-evaluated by a 2-rank --resume).
 func TestMPIEvaluation(t *testing.T) {
 	cfg, work := tinySetup(t, "")
 	runOK(t, command("--config", cfg, "--set", "solver.max_iter=4"))
-	want := evalLine(t, work)
+	want := lastEval(t, work)
 	copyDir(t, work, work+"-2")
 	os.Remove(filepath.Join(work+"-2", "metrics.jsonl"))
 	runOK(t, mpirun(t, 2, "--config", cfg, "--set", "solver.max_iter=4", "--work-dir", work+"-2", "--resume"))
-	got := evalLine(t, work+"-2")
+	got := lastEval(t, work+"-2")
 	if got != want {
 		t.Fatalf("2-rank evaluation %v, one process %v", got, want)
 	}
