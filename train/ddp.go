@@ -72,7 +72,18 @@ type DDP struct {
 	// allreduce (on this rank, waiting included).
 	CommTime time.Duration
 
-	bufs [2][]float32
+	grads GradReducer
+}
+
+// GradReducer averages gradients over the ranks of W in buckets of about
+// BucketBytes, last gradients first (DDP's order: the backward pass
+// produces them first). A communication goroutine reduces bucket k while
+// the caller packs bucket k+1 and unpacks bucket k-1.
+type GradReducer struct {
+	W *dist.World
+	// BucketBytes bounds a bucket (0: the package's BucketBytes).
+	BucketBytes int
+	bufs        [2][]float32
 }
 
 // collectiveError is an error every rank returned (agreed through a
@@ -255,17 +266,22 @@ func (d *DDP) reduce(losses model.Losses, prog *model.Program) (model.Losses, []
 	for i, k := range keys {
 		out[k] = lv[i] / float64(n)
 	}
-	if err := d.allreduceGrads(grads); err != nil {
+	d.grads.W = d.W
+	if err := d.grads.Average(grads); err != nil {
 		return nil, nil, err
 	}
 	return out, grads, nil
 }
 
-// allreduceGrads averages grads over the ranks in buckets of about
-// BucketBytes, last gradients first. A communication goroutine reduces
-// bucket k while this one packs bucket k+1 and unpacks bucket k-1.
-func (d *DDP) allreduceGrads(grads [][]float32) error {
+// Average replaces every gradient by its mean over the ranks.
+func (d *GradReducer) Average(grads [][]float32) error {
+	if d.W.Size() == 1 {
+		return nil
+	}
 	limit := BucketBytes / 4
+	if d.BucketBytes > 0 {
+		limit = max(d.BucketBytes/4, 1)
+	}
 	type span struct{ lo, hi int } // grads[lo:hi], packed
 	var buckets []span
 	hi, size := len(grads), 0

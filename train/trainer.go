@@ -475,6 +475,9 @@ func (t *Trainer) logStep(done, maxIter int64, l model.Losses, lr, gnorm, sPerIt
 	fmt.Fprintf(t.out, "iter %d/%d  loss %.4f (%s)  lr %.5f  %.3f s/it  data %.3f s  mem %.0f MiB  eta %s\n",
 		done, maxIter, l["total"], strings.Join(parts, ", "), lr, sPerIt, dataPerIt, mem, eta.Round(time.Second))
 	rec := map[string]any{"iter": done, "lr": lr, "time": sPerIt, "data_time": dataPerIt, "memory": mem, "grad_norm": gnorm, "elapsed": elapsed.Seconds()}
+	if t.DDP.W.Size() > 1 {
+		rec["comm_time"], rec["ranks"] = t.DDP.CommTime.Seconds(), t.DDP.W.Size()
+	}
 	scal := map[string]float64{"lr": lr, "time": sPerIt, "grad_norm": gnorm}
 	for k, v := range l {
 		rec[k] = v
