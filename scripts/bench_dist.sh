@@ -23,7 +23,7 @@ export OMPI_MCA_btl_vader_single_copy_mechanism=none
 go build -tags mpi -o "$TMP/kdtrain" ./cmd/kdtrain
 go build -tags mpi -o "$TMP/distbench" ./scripts/distbench
 CFG=configs/quickstart/faster_r18_synth.yaml
-SETS=(--set solver.max_iter=$ITERS --set solver.ims_per_batch=4 --set train.eval_period=0 --set train.checkpoint_period=0 --set train.log_period=10)
+SETS=(--set solver.max_iter=$ITERS --set solver.ims_per_batch=4 --set train.eval_period=0 --set train.checkpoint_period=0 --set train.log_period=10 --set train.eval_max_images=4)
 
 # s/it between the first and the last log line; comm_time averaged
 rate() {
