@@ -88,6 +88,14 @@ func initWorld() (*World, error) {
 		return Single(), nil
 	}
 	mpiOnce.Do(func() {
+		// OpenMPI may install SIGSEGV/SIGBUS/SIGFPE/SIGABRT handlers in
+		// MPI_Init (MCA opal_signal); one replacing the Go runtime's would
+		// turn a nil dereference into OpenMPI's backtrace instead of a Go
+		// panic (4.1 keeps existing handlers). Disable them unless the
+		// user chose.
+		if _, set := os.LookupEnv("OMPI_MCA_opal_signal"); !set {
+			os.Setenv("OMPI_MCA_opal_signal", "")
+		}
 		var provided C.int
 		if rc := C.skd_init(&provided); rc != C.MPI_SUCCESS {
 			mpiErr = fmt.Errorf("dist: MPI_Init_thread: %s", errString(rc))
