@@ -22,4 +22,4 @@ export OMPI_MCA_btl_vader_single_copy_mechanism=none
 mpirun --version | head -1
 go vet -tags mpi ./...
 go build -tags mpi -o /dev/null ./cmd/kdtrain
-go test -tags mpi -short -count=1 -timeout 15m -run 'MPI' ./dist ./cmd/kdtrain "$@"
+go test -tags mpi -short -count=1 -timeout 15m -run 'MPI' ./dist ./cmd/kdtrain ./cmd/kdeval "$@"
