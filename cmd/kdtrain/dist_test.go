@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/skd-go/skd/config"
+	"github.com/skd-go/skd/data"
+	"github.com/skd-go/skd/data/synth"
 	"github.com/skd-go/skd/dist"
 	"github.com/skd-go/skd/model/weights"
 	"github.com/skd-go/skd/train"
@@ -257,4 +259,46 @@ func lastEval(t *testing.T, work string) [12]float64 {
 		t.Fatalf("no evaluation in %s/metrics.jsonl", work)
 	}
 	return out
+}
+
+// TestDataParallelRankWithoutData: when every image of one rank's slice of
+// an iteration is unreadable, every rank stops at that iteration with the
+// same error naming the rank (instead of the ranks drifting apart).
+func TestDataParallelRankWithoutData(t *testing.T) {
+	cfgPath, _ := tinySetup(t, "")
+	sets := []string{"solver.ims_per_batch=4"}
+	cfg, _, err := config.LoadFile(cfgPath, sets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a copy of the training set whose images of rank 1's slice of
+	// iteration 0 are truncated
+	copyRoot := t.TempDir()
+	if out, err := exec.Command("cp", "-a", synthDir, copyRoot+"/set").CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	ann, imgs := synth.TrainAnnotations(copyRoot+"/set"), synth.TrainImages(copyRoot+"/set")
+	ds, err := data.LoadCOCO(ann, imgs, data.COCOOptions{FilterEmpty: true, Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := data.NewLoader(ds, data.LoaderConfig{BatchSize: 4, Seed: cfg.Train.Seed, Shuffle: true, Train: true,
+		AspectGrouping: cfg.Data.AspectGrouping, Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := l.EpochPlan(0)[0]
+	l.Close()
+	for _, i := range plan[2:4] {
+		if err := os.WriteFile(ds.Images[i].Path, []byte("not a jpeg"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sets = append(sets, "data.train.ann="+ann, "data.train.images="+imgs)
+	errs := trainRanks(t, cfgPath, sets, 2, nil)
+	for r, err := range errs {
+		if err == nil || !train.Collective(err) || !strings.Contains(err.Error(), "rank 1: no usable image in its slice of iteration 0") {
+			t.Errorf("rank %d: %v", r, err)
+		}
+	}
 }
