@@ -35,7 +35,7 @@ func (*DataParallel) AfterBackward(t *Trainer) error {
 type discardEvents struct{}
 
 func (discardEvents) Write(int64, map[string]any, map[string]float64) {}
-func (discardEvents) Close() error                                   { return nil }
+func (discardEvents) Close() error                                    { return nil }
 
 // IsRoot reports whether this process writes the work dir: rank 0 of a
 // data-parallel run, or the only process.

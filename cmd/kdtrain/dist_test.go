@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"math"
@@ -183,6 +184,58 @@ func TestDataParallelBadInput(t *testing.T) {
 	}
 }
 
+// TestDataParallelWorkDir: rank 0 alone opens and locks the work dir (issue
+// 12's protocol) and every rank returns its refusal: a work dir holding a
+// run (no --resume, no --force), a work dir locked by another run. A
+// failed set-up (here on every rank; one rank alone: TestMPIBadInput)
+// leaves no work dir behind, as a failed one-process start.
+func TestDataParallelWorkDir(t *testing.T) {
+	cfgPath, work := tinySetup(t, "")
+	sets := []string{"solver.ims_per_batch=4"}
+	// a failed set-up on every rank (a missing training set): rank 0 had
+	// created the work dir, and removes it
+	bad := append(append([]string{}, sets...), "data.train.ann="+filepath.Join(t.TempDir(), "missing.json"))
+	for _, n := range []int{1, 2} {
+		for r, err := range trainRanks(t, cfgPath, bad, n, nil) {
+			if err == nil || !train.Collective(err) || !strings.Contains(err.Error(), "missing.json") {
+				t.Errorf("missing training set, %d ranks, rank %d: %v", n, r, err)
+			}
+		}
+		if _, err := os.Stat(work); err == nil {
+			t.Errorf("a failed start on %d ranks left the work dir %s", n, work)
+		}
+	}
+	// a work dir holding a run
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, train.LastPointer), []byte("checkpoints/iter_0000003\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for r, err := range trainRanks(t, cfgPath, sets, 2, nil) {
+		// rank 0's own error; the others get its message
+		if !train.Collective(err) || !strings.Contains(err.Error(), "rank 0: work dir holds a run") || (r == 0) != errors.Is(err, train.ErrWorkDirHoldsRun) {
+			t.Errorf("work dir holding a run, rank %d: %v", r, err)
+		}
+	}
+	os.Remove(filepath.Join(work, train.LastPointer))
+	// a work dir locked by another (one-process) run
+	cfg, resolved, err := config.LoadFile(cfgPath, sets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := train.New(train.Options{Config: cfg, Resolved: resolved, Out: io.Discard, Log: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	for r, err := range trainRanks(t, cfgPath, sets, 2, nil) {
+		if !train.Collective(err) || !strings.Contains(err.Error(), "rank 0: work dir in use") || (r == 0) != errors.Is(err, train.ErrWorkDirInUse) {
+			t.Errorf("locked work dir, rank %d: %v", r, err)
+		}
+	}
+}
+
 func readDir(p string) ([]string, error) {
 	m, err := filepath.Glob(filepath.Join(p, "*"))
 	if err != nil {
@@ -295,8 +348,16 @@ func TestDataParallelRankWithoutData(t *testing.T) {
 		}
 	}
 	sets = append(sets, "data.train.ann="+ann, "data.train.images="+imgs)
-	errs := trainRanks(t, cfgPath, sets, 2, nil)
-	for r, err := range errs {
+	// the default skip bound (data.max_unreadable 0.01): rank 1's loader
+	// stops, and every rank with it
+	for r, err := range trainRanks(t, cfgPath, sets, 2, nil) {
+		if err == nil || !train.Collective(err) || !strings.Contains(err.Error(), "rank 1: unreadable images: 1 of 8 images cannot be read") {
+			t.Errorf("rank %d: %v", r, err)
+		}
+	}
+	// skipping allowed: rank 1 has no usable image in its slice
+	sets = append(sets, "data.max_unreadable=0.5")
+	for r, err := range trainRanks(t, cfgPath, sets, 2, nil) {
 		if err == nil || !train.Collective(err) || !strings.Contains(err.Error(), "rank 1: no usable image in its slice of iteration 0") {
 			t.Errorf("rank %d: %v", r, err)
 		}
