@@ -135,7 +135,7 @@ func (d *Distill) Attach(cfg *config.File, det *model.FasterRCNN) error {
 		d.progs = map[[3]int]*teacherProg{}
 	}
 	dc := cfg.Distill
-	kc := kd.Config{Loss: dc.Loss, Weight: dc.Weight, Levels: dc.Levels, Adapter: dc.Adapter, Normalize: dc.Normalize}
+	kc := kd.Config{Loss: dc.Loss, Weight: dc.Weight, Levels: dc.Levels, Adapter: dc.Adapter, Normalize: dc.Normalize, Terms: dc.Terms, Padding: dc.Padding}
 	if v, ok := dc.Options["window"]; ok {
 		kc.Window = int(v)
 	}

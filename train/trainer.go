@@ -163,7 +163,7 @@ func DatasetPaths(cfg *config.File) (trainAnn, trainImgs, valAnn, valImgs string
 	d := cfg.Data
 	trainAnn, trainImgs, valAnn, valImgs = d.Train.Ann, d.Train.Images, d.Val.Ann, d.Val.Images
 	if s := d.Synth; s.Dir != "" {
-		opts := synth.Options{Train: s.Train, Val: s.Val, Seed: s.Seed, Size: s.Size, Sizes: s.Sizes}
+		opts := synth.Options{Train: s.Train, Val: s.Val, Seed: s.Seed, Size: s.Size, Sizes: s.Sizes, Variant: s.Variant, Holdout: s.Holdout}
 		if err = synth.Ensure(s.Dir, opts); err != nil {
 			return "", "", "", "", fmt.Errorf("synthetic dataset %s: %w", s.Dir, err)
 		}

@@ -272,7 +272,7 @@ func valSplit(cfg *config.File, stderr io.Writer) (ann, images string, err error
 			return ann, images, nil
 		}
 		fmt.Fprintf(stderr, "kdeval: generating the synthetic set in %s\n", s.Dir)
-		if err := synth.Ensure(s.Dir, synth.Options{Train: s.Train, Val: s.Val, Seed: s.Seed, Size: s.Size, Sizes: s.Sizes}); err != nil {
+		if err := synth.Ensure(s.Dir, synth.Options{Train: s.Train, Val: s.Val, Seed: s.Seed, Size: s.Size, Sizes: s.Sizes, Variant: s.Variant, Holdout: s.Holdout}); err != nil {
 			return "", "", err
 		}
 		return ann, images, nil
