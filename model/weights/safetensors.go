@@ -9,8 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/nlpodyssey/gopickle/pytorch"
 	"github.com/nlpodyssey/safetensors"
+	"github.com/x448/float16"
 )
 
 // f32View adapts a Tensor to safetensors.View (little-endian float32).
@@ -159,7 +159,7 @@ func LoadSafetensors(path string) (sd StateDict, meta map[string]string, err err
 		case safetensors.F16:
 			data = make([]float32, len(raw)/2)
 			for i := range data {
-				data[i] = math.Float32frombits(pytorch.FloatBits16to32(binary.LittleEndian.Uint16(raw[2*i:])))
+				data[i] = float16.Frombits(binary.LittleEndian.Uint16(raw[2*i:])).Float32() // gopickle's FloatBits16to32 misreads subnormals
 			}
 		case safetensors.BF16:
 			data = make([]float32, len(raw)/2)

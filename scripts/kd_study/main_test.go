@@ -96,3 +96,24 @@ func TestSmoke(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 }
+
+// TestQuickstartSmoke runs scripts/quickstart.sh on tiny models: teacher
+// trained, shipped (F16 + SHA-256) and verified, two seeds of each
+// student, the table with the spread over seeds.
+func TestQuickstartSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the commands and trains tiny runs; QS_SMOKE=1 bash scripts/quickstart.sh")
+	}
+	c := exec.Command("bash", "scripts/quickstart.sh")
+	c.Dir = "../.."
+	c.Env = append(os.Environ(), "QS_SMOKE=1")
+	out, err := c.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{"SHA-256", "teacher R34 x0.5", "student R18 x0.25, no KD", "student R18 x0.25, SSIM KD", "±", "over 2 seeds (1 2)"} {
+		if !strings.Contains(string(out), want) && !(want == "SHA-256" && strings.Contains(string(out), "teacher.safetensors: ")) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
