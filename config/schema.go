@@ -131,6 +131,10 @@ type DistillConfig struct {
 	// or "s" (structure only); Padding is "same" (default) or "valid".
 	Terms   string `yaml:"terms,omitempty"`
 	Padding string `yaml:"padding,omitempty"`
+	// SkipTeacherEval skips the teacher's val evaluation at the start of
+	// a distillation run (reported as iteration 0): a minute or more per
+	// run that repeated runs with one teacher need only once.
+	SkipTeacherEval bool `yaml:"skip_teacher_eval,omitempty"`
 }
 
 // Default returns the project defaults: torchvision's Faster R-CNN

@@ -116,7 +116,7 @@ func (d *Distill) Setup(t *Trainer) error {
 		return err
 	}
 	fmt.Fprintf(t.out, "distillation: %s\n", d.Distiller)
-	if t.ValAnn != "" && t.opts.Resume == "" {
+	if t.ValAnn != "" && t.opts.Resume == "" && !t.Cfg.Distill.SkipTeacherEval {
 		res, _, err := infer.EvaluateDataset(d.Teacher, d.TeacherCfg, t.ValAnn, t.ValImgs, t.Cfg.Train.EvalMaxImages)
 		if err != nil {
 			return fmt.Errorf("teacher evaluation: %w", err)

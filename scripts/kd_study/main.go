@@ -250,6 +250,18 @@ func runStudy(o options) error {
 		}
 		b *= 2
 	}
+	if t := s.result("teacher"); t != nil {
+		var aps []float64
+		for _, seed := range o.seeds {
+			if r := s.result(s.student("converge", "none", seed, 0, b, "val", "", nil).Name); r != nil {
+				aps = append(aps, r.Final["AP"])
+			}
+		}
+		m, _ := meanStd(aps)
+		if gap := t.Final["AP"] - m; gap < o.minGap {
+			s.logf("WARNING: teacher AP %.4f is only %.4f above the no-KD student's %.4f (the plan asks for >= %.2f): a bigger teacher or a smaller student would give distillation more to transfer\n", t.Final["AP"], gap, m, o.minGap)
+		}
+	}
 	// 3. weight sweep on the holdout split
 	chosen := map[string]float64{}
 	sb := max(int(math.Round(o.sweepFrac*float64(b))), 1)
