@@ -234,7 +234,7 @@ func renderHard(rng *rand.Rand, W, H int, crowdProb float64) *Scene {
 			if it.removed || it.crowd || it.owner < 0 {
 				continue
 			}
-			if v := vis[it.owner]; v < 12 || float64(v) < 0.4*float64(full[it.owner]) {
+			if hidden(vis[it.owner], full[it.owner]) {
 				it.removed = true
 				changed = true
 			}

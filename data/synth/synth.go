@@ -354,7 +354,7 @@ func render(rng *rand.Rand, W, H int, crowdProb float64) *Scene {
 			if s.removed || s.crowd {
 				continue
 			}
-			if v := vis[s.owner]; v < 12 || float64(v) < 0.4*float64(full[s.owner]) {
+			if hidden(vis[s.owner], full[s.owner]) {
 				s.removed = true
 				changed = true
 			}
@@ -392,6 +392,10 @@ func render(rng *rand.Rand, W, H int, crowdProb float64) *Scene {
 	}
 	return &Scene{W: W, H: H, RGB: img, Objects: kept, Owner: owner}
 }
+
+// hidden reports whether an object with vis of its full pixels visible is
+// removed from the scene (fewer than 12 pixels or under 40% visible).
+func hidden(vis, full int) bool { return vis < 12 || float64(vis) < 0.4*float64(full) }
 
 // keepVisible sets the objects' boxes and areas from the visible pixels of
 // the owner map, drops the objects with none, and renumbers the owner map
