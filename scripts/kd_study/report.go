@@ -55,6 +55,7 @@ func (s *study) writeReport() error {
 type group struct {
 	method string
 	weight float64
+	mixed  bool // runs with different weights (a sweep changed its choice): rerun or remove the stale ones
 	runs   []*Result
 }
 
@@ -129,6 +130,9 @@ func (s *study) reportMarkdown() (string, error) {
 			groups[r.Method] = g
 			order = append(order, r.Method)
 		}
+		if r.Weight != g.weight {
+			g.mixed = true
+		}
 		g.runs = append(g.runs, r)
 	}
 	rank := map[string]int{"none": 0, "l1": 1, "l2": 2, "ssim": 3, "pkd": 4, "cwd": 5, "mgd": 6}
@@ -157,6 +161,9 @@ func (s *study) reportMarkdown() (string, error) {
 		w := "-"
 		if m != "none" {
 			w = fmt.Sprintf("%g", g.weight)
+		}
+		if g.mixed {
+			w += " (MIXED weights: stale runs)"
 		}
 		fmt.Fprintf(&b, "| %s | %s | %d |", m, w, len(g.runs))
 		for _, c := range cols {
