@@ -54,6 +54,10 @@ type SynthConfig struct {
 	Size  int    `yaml:"size"`
 	// Sizes "coco" gives COCO-like image shapes (Size is the long side).
 	Sizes string `yaml:"sizes,omitempty"`
+	// Variant "hard": the distillation study's harder set (16 classes).
+	Variant string `yaml:"variant,omitempty"`
+	// Holdout > 0 adds a held-out training split (synth.HoldoutAnnotations).
+	Holdout int `yaml:"holdout,omitempty"`
 }
 
 // DataConfig selects the datasets and the loader.
@@ -135,6 +139,14 @@ type DistillConfig struct {
 	Options map[string]float64 `yaml:"options"`
 	// Normalize is the SSIM min-max granularity: "channel" or "level".
 	Normalize string `yaml:"normalize"`
+	// Terms is the SSIM ablation: "full" (default), "cs" (no luminance)
+	// or "s" (structure only); Padding is "same" (default) or "valid".
+	Terms   string `yaml:"terms,omitempty"`
+	Padding string `yaml:"padding,omitempty"`
+	// SkipTeacherEval skips the teacher's val evaluation at the start of
+	// a distillation run (reported as iteration 0): a minute or more per
+	// run that repeated runs with one teacher need only once.
+	SkipTeacherEval bool `yaml:"skip_teacher_eval,omitempty"`
 }
 
 // Default returns the project defaults: torchvision's Faster R-CNN

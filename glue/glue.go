@@ -35,7 +35,7 @@ func ensureSynth(cfg *config.File, notice Notify) error {
 	if _, err := os.Stat(synth.ValAnnotations(s.Dir)); err != nil && notice != nil {
 		notice("generating the synthetic set in " + s.Dir)
 	}
-	if err := synth.Ensure(s.Dir, synth.Options{Train: s.Train, Val: s.Val, Seed: s.Seed, Size: s.Size, Sizes: s.Sizes}); err != nil {
+	if err := synth.Ensure(s.Dir, synth.Options{Train: s.Train, Val: s.Val, Seed: s.Seed, Size: s.Size, Sizes: s.Sizes, Variant: s.Variant, Holdout: s.Holdout}); err != nil {
 		return fmt.Errorf("synthetic dataset %s: %w", s.Dir, err)
 	}
 	return nil

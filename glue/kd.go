@@ -22,7 +22,7 @@ var kdOptions = map[string]func(c *kd.Config, v float64){
 // unknown distill.options key is an error.
 func KD(cfg *config.File) (kd.Config, error) {
 	dc := cfg.Distill
-	kc := kd.Config{Loss: dc.Loss, Weight: dc.Weight, Levels: dc.Levels, Adapter: dc.Adapter, Normalize: dc.Normalize}
+	kc := kd.Config{Loss: dc.Loss, Weight: dc.Weight, Levels: dc.Levels, Adapter: dc.Adapter, Normalize: dc.Normalize, Terms: dc.Terms, Padding: dc.Padding}
 	for _, k := range slices.Sorted(maps.Keys(dc.Options)) {
 		set, ok := kdOptions[k]
 		if !ok {

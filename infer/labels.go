@@ -51,7 +51,7 @@ func LabelsFromConfig(cfg *config.File) Labels {
 	l := Labels{Mode: cfg.Data.Labels, catIDs: make([]int64, n), names: make([]string, n), byCat: map[int64]int{}}
 	names := cfg.Data.ClassNames
 	if len(names) == 0 && cfg.Data.Synth.Dir != "" {
-		names = synth.Classes
+		names = synth.ClassNames(cfg.Data.Synth.Variant)
 	}
 	l.names[0] = "background"
 	for lab := 1; lab < n; lab++ {

@@ -138,11 +138,8 @@ func (a *Arena) plan(g *G.ExprGraph) (*memPlan, PlanStats, error) {
 	end := len(sorted)
 	for i, n := range sorted {
 		op := n.Op()
-		if op == nil || n.IsScalar() && isConstant(op) {
-			continue
-		}
-		if isConstant(op) {
-			continue
+		if op == nil || isConstant(op) {
+			continue // inputs and constants: not op outputs
 		}
 		mo, ok := op.(memOp)
 		if !ok {

@@ -122,7 +122,7 @@ func (d *Distill) Register(t *Trainer) error {
 // BeforeTrain evaluates the teacher on the val split once, at the start
 // of a fresh run, and records its metrics at iteration 0.
 func (d *Distill) BeforeTrain(t *Trainer) error {
-	if t.ValAnn == "" || t.Resumed {
+	if t.ValAnn == "" || t.Resumed || t.Cfg.Distill.SkipTeacherEval {
 		return nil
 	}
 	res, err := t.evalDataset(d.Teacher, d.TeacherCfg) // sharded over the ranks (ddp.go)

@@ -1,6 +1,6 @@
 // Command kddata makes and inspects detection data sets.
 //
-//	kddata synth --out DIR --train N --val M --seed S [--size 320]
+//	kddata synth --out DIR --train N --val M --seed S [--size 320] [--variant hard] [--holdout K]
 //	kddata stats --ann annotations/instances_val.json --images val
 //	kddata coco-ann --out instances_train2017_size.json [--images 118287 --annotations 860001]
 //
@@ -97,7 +97,10 @@ func newSynth() *cobra.Command {
 		Long: `Generate the synthetic shapes data set: JPEG images in DIR/train and DIR/val,
 annotations in DIR/annotations/instances_{train,val}.json. Five classes
 (circle, square, triangle, ring, cross), small/medium/large objects, crowd
-clusters. The same seed gives identical files. If DIR already holds a set made
+clusters. --variant hard: 16 classes (circle, square, triangle, cross, each
+plain, notched, striped or dotted), clutter, occlusion, object sizes 12 to
+200 pixels. --holdout N adds DIR/holdout: a held-out part of the training
+stream (training images N_train+1..N_train+N) for tuning. The same seed gives identical files. If DIR already holds a set made
 with the same options nothing is done; a directory holding anything else is
 refused.`,
 		Args: noArgs,
@@ -115,8 +118,8 @@ refused.`,
 				}
 				return err
 			}
-			fmt.Printf("synthetic set ready in %s (train %d, val %d, seed %d, size %d) in %s\n",
-				out, o.Train, o.Val, o.Seed, o.Size, time.Since(start).Round(time.Millisecond))
+			fmt.Printf("synthetic set ready in %s (train %d, val %d, holdout %d, seed %d, size %d, variant %q) in %s\n",
+				out, o.Train, o.Val, o.Holdout, o.Seed, o.Size, o.Variant, time.Since(start).Round(time.Millisecond))
 			return nil
 		},
 	}
@@ -126,6 +129,8 @@ refused.`,
 	f.IntVar(&o.Val, "val", 200, "number of validation images")
 	f.Int64Var(&o.Seed, "seed", 1, "random seed")
 	f.IntVar(&o.Size, "size", 320, "image width and height in pixels (with --sizes coco: the long side, default 640)")
+	f.StringVar(&o.Variant, "variant", "", `"hard": 16 fine-detail classes, clutter, occlusion, sizes 12-200 px (the distillation study's set)`)
+	f.IntVar(&o.Holdout, "holdout", 0, "images of a held-out training split (DIR/holdout), for tuning without the val split")
 	f.StringVar(&o.Sizes, "sizes", "", `"coco": COCO-like image shapes and aspect ratios instead of squares`)
 	f.Float64Var(&o.CrowdProb, "crowd-prob", 0.2, "probability of a crowd cluster per image (negative: none)")
 	f.IntVar(&o.Quality, "quality", 92, "JPEG quality")

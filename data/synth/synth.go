@@ -57,6 +57,15 @@ type Options struct {
 	CrowdProb float64 `json:"crowd_prob"`
 	// Quality is the JPEG quality (default 92).
 	Quality int `json:"quality"`
+	// Variant is "" (the five-shape set) or "hard" (16 classes that
+	// differ in fine detail, clutter, occlusion, a wide size range; see
+	// hard.go). The default variant's output does not depend on this field.
+	Variant string `json:"variant,omitempty"`
+	// Holdout is a third split of that many images, "holdout", drawn from
+	// the training stream right after the training images (training images
+	// Train+1 .. Train+Holdout, never trained on): a held-out part of the
+	// training data for choosing hyper-parameters without touching val.
+	Holdout int `json:"holdout,omitempty"`
 	// Workers used to render (default GOMAXPROCS); it does not change the output.
 	Workers int `json:"-"`
 }
@@ -67,6 +76,12 @@ func (o Options) withDefaults() (Options, error) {
 		if o.Sizes == "coco" {
 			o.Size = 640
 		}
+	}
+	if o.Variant != "" && o.Variant != "hard" {
+		return o, fmt.Errorf("synth: variant %q (want empty or hard)", o.Variant)
+	}
+	if o.Holdout < 0 {
+		return o, fmt.Errorf("synth: negative holdout split size %d", o.Holdout)
 	}
 	if o.Sizes != "" && o.Sizes != "coco" {
 		return o, fmt.Errorf("synth: sizes %q (want empty or coco)", o.Sizes)
@@ -94,7 +109,7 @@ func (o Options) withDefaults() (Options, error) {
 
 // Object is one annotated object of a rendered scene.
 type Object struct {
-	Class   int        // 0..4, index into Classes
+	Class   int        // index into ClassNames(variant)
 	IsCrowd bool       // a cluster of tiny shapes annotated as one crowd box
 	BBox    [4]float64 // x, y, w, h of the visible pixels (COCO xywh)
 	Area    int        // visible pixel count
@@ -139,12 +154,18 @@ func (s *shape) inside(px, py float64) bool {
 	dx, dy := px-s.cx, py-s.cy
 	u := dx*s.cosT + dy*s.sinT
 	v := -dx*s.sinT + dy*s.cosT
-	r := s.d / 2
-	switch s.class {
+	return baseInside(s.class, u, v, s.d)
+}
+
+// baseInside reports whether (u, v), in the shape's rotated frame, lies in
+// base shape class of bounding diameter d.
+func baseInside(class int, u, v, d float64) bool {
+	r := d / 2
+	switch class {
 	case 0: // circle
 		return u*u+v*v <= r*r
 	case 1: // square, side 0.75 d
-		a := 0.375 * s.d
+		a := 0.375 * d
 		return math.Abs(u) <= a && math.Abs(v) <= a
 	case 2: // equilateral triangle of circumradius r: inside the three edges at distance r/2
 		for k := 0; k < 3; k++ {
@@ -158,7 +179,7 @@ func (s *shape) inside(px, py float64) bool {
 		q := u*u + v*v
 		return q <= r*r && q >= 0.3025*r*r
 	default: // cross: two bars 0.9 d long, 0.3 d thick
-		l, t := 0.45*s.d, 0.15*s.d
+		l, t := 0.45*d, 0.15*d
 		au, av := math.Abs(u), math.Abs(v)
 		return (au <= t && av <= l) || (av <= t && au <= l)
 	}
@@ -203,6 +224,9 @@ func Render(opts Options, split string, idx int) (*Scene, error) {
 	}
 	s1, s2 := splitSeed(o.Seed, split, idx)
 	w, h := o.imageSize(s1, s2)
+	if o.Variant == "hard" {
+		return renderHard(rand.New(rand.NewPCG(s1, s2)), w, h, o.CrowdProb), nil
+	}
 	return render(rand.New(rand.NewPCG(s1, s2)), w, h, o.CrowdProb), nil
 }
 
@@ -330,7 +354,7 @@ func render(rng *rand.Rand, W, H int, crowdProb float64) *Scene {
 			if s.removed || s.crowd {
 				continue
 			}
-			if v := vis[s.owner]; v < 12 || float64(v) < 0.4*float64(full[s.owner]) {
+			if hidden(vis[s.owner], full[s.owner]) {
 				s.removed = true
 				changed = true
 			}
@@ -340,6 +364,43 @@ func render(rng *rand.Rand, W, H int, crowdProb float64) *Scene {
 		}
 	}
 
+	kept, owner := keepVisible(objects, owner, W, H)
+
+	// Paint: shapes shaded slightly, Gaussian noise everywhere.
+	img := image.NewRGBA(image.Rect(0, 0, W, H))
+	for y := 0; y < H; y++ {
+		for x := 0; x < W; x++ {
+			fx, fy := float64(x), float64(y)
+			var c [3]float64
+			if o := owner[y*W+x]; o >= 0 {
+				col := kept[o].Colour
+				sh := 0.92 + 0.08*math.Sin(0.15*fx+0.11*fy)
+				c = [3]float64{float64(col[0]) * sh, float64(col[1]) * sh, float64(col[2]) * sh}
+			} else {
+				t := amp1*math.Sin(f1*(fx*math.Cos(a1)+fy*math.Sin(a1))+ph1) +
+					amp2*math.Sin(f2*(fx*math.Cos(a2)+fy*math.Sin(a2))+ph2) +
+					20*((fx*math.Cos(gdir)+fy*math.Sin(gdir))/float64(max(W, H)))
+				c = [3]float64{float64(base[0]) + t, float64(base[1]) + t, float64(base[2]) + t}
+			}
+			p := img.Pix[y*img.Stride+4*x:]
+			for ch := 0; ch < 3; ch++ {
+				v := c[ch] + 7*rng.NormFloat64()
+				p[ch] = uint8(math.Max(0, math.Min(255, math.Round(v))))
+			}
+			p[3] = 255
+		}
+	}
+	return &Scene{W: W, H: H, RGB: img, Objects: kept, Owner: owner}
+}
+
+// hidden reports whether an object with vis of its full pixels visible is
+// removed from the scene (fewer than 12 pixels or under 40% visible).
+func hidden(vis, full int) bool { return vis < 12 || float64(vis) < 0.4*float64(full) }
+
+// keepVisible sets the objects' boxes and areas from the visible pixels of
+// the owner map, drops the objects with none, and renumbers the owner map
+// (in place) to the kept objects.
+func keepVisible(objects []Object, owner []int16, W, H int) ([]Object, []int16) {
 	// Boxes and areas from the visible pixels.
 	minX := make([]int, len(objects))
 	minY := make([]int, len(objects))
@@ -375,31 +436,7 @@ func render(rng *rand.Rand, W, H int, crowdProb float64) *Scene {
 		}
 	}
 
-	// Paint: shapes shaded slightly, Gaussian noise everywhere.
-	img := image.NewRGBA(image.Rect(0, 0, W, H))
-	for y := 0; y < H; y++ {
-		for x := 0; x < W; x++ {
-			fx, fy := float64(x), float64(y)
-			var c [3]float64
-			if o := owner[y*W+x]; o >= 0 {
-				col := kept[o].Colour
-				sh := 0.92 + 0.08*math.Sin(0.15*fx+0.11*fy)
-				c = [3]float64{float64(col[0]) * sh, float64(col[1]) * sh, float64(col[2]) * sh}
-			} else {
-				t := amp1*math.Sin(f1*(fx*math.Cos(a1)+fy*math.Sin(a1))+ph1) +
-					amp2*math.Sin(f2*(fx*math.Cos(a2)+fy*math.Sin(a2))+ph2) +
-					20*((fx*math.Cos(gdir)+fy*math.Sin(gdir))/float64(max(W, H)))
-				c = [3]float64{float64(base[0]) + t, float64(base[1]) + t, float64(base[2]) + t}
-			}
-			p := img.Pix[y*img.Stride+4*x:]
-			for ch := 0; ch < 3; ch++ {
-				v := c[ch] + 7*rng.NormFloat64()
-				p[ch] = uint8(math.Max(0, math.Min(255, math.Round(v))))
-			}
-			p[3] = 255
-		}
-	}
-	return &Scene{W: W, H: H, RGB: img, Objects: kept, Owner: owner}
+	return kept, owner
 }
 
 type cocoImage struct {
@@ -446,7 +483,11 @@ func writeSplit(dir, split string, n int, o Options) ([]byte, error) {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				sc, err := Render(o, split, i)
+				stream, idx := split, i
+				if split == "holdout" {
+					stream, idx = "train", o.Train+i
+				}
+				sc, err := Render(o, stream, idx)
 				if err == nil {
 					var buf bytes.Buffer
 					if err = jpeg.Encode(&buf, sc.RGB, &jpeg.Options{Quality: o.Quality}); err == nil {
@@ -473,8 +514,8 @@ func writeSplit(dir, split string, n int, o Options) ([]byte, error) {
 	}
 	js := cocoJSON{Info: map[string]string{"description": fmt.Sprintf("skd synthetic shapes, %s split, seed %d", split, o.Seed)},
 		Images: []cocoImage{}, Annotations: []cocoAnn{}}
-	for c, name := range Classes {
-		js.Categories = append(js.Categories, cocoCat{ID: c + 1, Name: name, Supercategory: "shape"})
+	for c, name := range ClassNames(o.Variant) {
+		js.Categories = append(js.Categories, cocoCat{ID: c + 1, Name: name, Supercategory: supercategory(o.Variant, c)})
 	}
 	aid := 0
 	for i := 0; i < n; i++ {
@@ -520,7 +561,10 @@ func Generate(dir string, opts Options) error {
 	for _, sp := range []struct {
 		name string
 		n    int
-	}{{"train", o.Train}, {"val", o.Val}} {
+	}{{"train", o.Train}, {"val", o.Val}, {"holdout", o.Holdout}} {
+		if sp.name == "holdout" && sp.n == 0 {
+			continue
+		}
 		js, err := writeSplit(tmp, sp.name, sp.n, o)
 		if err != nil {
 			return err
@@ -607,6 +651,15 @@ func TrainAnnotations(dir string) string {
 func ValAnnotations(dir string) string {
 	return filepath.Join(dir, "annotations", "instances_val.json")
 }
+
+// HoldoutAnnotations is the held-out training annotation file of a set
+// made with Options.Holdout > 0.
+func HoldoutAnnotations(dir string) string {
+	return filepath.Join(dir, "annotations", "instances_holdout.json")
+}
+
+// HoldoutImages is the held-out training image directory of a set.
+func HoldoutImages(dir string) string { return filepath.Join(dir, "holdout") }
 
 // TrainImages is the training image directory of a set.
 func TrainImages(dir string) string { return filepath.Join(dir, "train") }

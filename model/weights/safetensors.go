@@ -9,20 +9,21 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/nlpodyssey/gopickle/pytorch"
 	"github.com/nlpodyssey/safetensors"
+	"github.com/x448/float16"
 )
 
-// f32View adapts a Tensor to safetensors.View (little-endian float32).
-type f32View struct {
+// view adapts an encoded tensor to safetensors.View.
+type view struct {
+	dtype safetensors.DType
 	shape []uint64
 	data  []byte
 }
 
-func (v f32View) DType() safetensors.DType { return safetensors.F32 }
-func (v f32View) Shape() []uint64          { return v.shape }
-func (v f32View) Data() []byte             { return v.data }
-func (v f32View) DataLen() uint64          { return uint64(len(v.data)) }
+func (v view) DType() safetensors.DType { return v.dtype }
+func (v view) Shape() []uint64          { return v.shape }
+func (v view) Data() []byte             { return v.data }
+func (v view) DataLen() uint64          { return uint64(len(v.data)) }
 
 // SaveSafetensors writes sd as a safetensors file (every tensor F32) with
 // the given string metadata (may be nil), using
@@ -30,8 +31,20 @@ func (v f32View) DataLen() uint64          { return uint64(len(v.data)) }
 // file is written to a temporary file in the same directory, synced, closed
 // and renamed over path, then the directory is synced; a failure leaves any
 // previous file at path untouched.
-func SaveSafetensors(path string, sd StateDict, metadata map[string]string) (err error) {
-	views := make(map[string]f32View, len(sd))
+func SaveSafetensors(path string, sd StateDict, metadata map[string]string) error {
+	return saveAs(path, sd, metadata, safetensors.F32, func(_ string, d []float32) ([]byte, error) {
+		b := make([]byte, 4*len(d))
+		for i, x := range d {
+			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+		}
+		return b, nil
+	})
+}
+
+// saveAs writes sd with every tensor encoded by enc as dtype (atomically,
+// as SaveSafetensors).
+func saveAs(path string, sd StateDict, metadata map[string]string, dtype safetensors.DType, enc func(key string, d []float32) ([]byte, error)) error {
+	views := make(map[string]view, len(sd))
 	for k, t := range sd {
 		if err := t.check(); err != nil {
 			return fmt.Errorf("weights: %s: tensor %q: %v", path, k, err)
@@ -40,11 +53,11 @@ func SaveSafetensors(path string, sd StateDict, metadata map[string]string) (err
 		for i, d := range t.Shape {
 			shape[i] = uint64(d)
 		}
-		b := make([]byte, 4*len(t.Data))
-		for i, x := range t.Data {
-			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+		b, err := enc(k, t.Data)
+		if err != nil {
+			return fmt.Errorf("weights: %s: %w", path, err)
 		}
-		views[k] = f32View{shape: shape, data: b}
+		views[k] = view{dtype: dtype, shape: shape, data: b}
 	}
 	return writeAtomic(path, func(f *os.File) error {
 		w := bufio.NewWriterSize(f, 1<<20)
@@ -162,7 +175,7 @@ func LoadSafetensors(path string) (sd StateDict, meta map[string]string, err err
 		case safetensors.F16:
 			data = make([]float32, len(raw)/2)
 			for i := range data {
-				data[i] = math.Float32frombits(pytorch.FloatBits16to32(binary.LittleEndian.Uint16(raw[2*i:])))
+				data[i] = float16.Frombits(binary.LittleEndian.Uint16(raw[2*i:])).Float32() // gopickle's FloatBits16to32 misreads subnormals
 			}
 		case safetensors.BF16:
 			data = make([]float32, len(raw)/2)
