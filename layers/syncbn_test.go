@@ -14,8 +14,9 @@ import (
 
 // bnRun builds y = relu(bn(x) + res) on rows [lo, hi) of a fixed batch,
 // runs forward and backward of sum(y * R) twice, and returns y, dx, dres,
-// dgamma, dbeta and the running statistics.
-func bnRun(t *testing.T, lo, hi int, sync StatReducer) [][]float32 {
+// dgamma, dbeta and the running statistics. With arena the graph is
+// planned into a (poisoned) arena, as the detector's programs are.
+func bnRun(t *testing.T, lo, hi int, sync StatReducer, arena bool) [][]float32 {
 	const n, c, h, w = 4, 5, 6, 7
 	per := c * h * w
 	shape := []int{hi - lo, c, h, w}
@@ -27,6 +28,11 @@ func bnRun(t *testing.T, lo, hi int, sync StatReducer) [][]float32 {
 	copy(bn.Bias.Data(), detrand.Symmetric("b", c, 0.5))
 	b := NewBuilder(reg)
 	b.Training = true
+	if arena {
+		a := NewArena()
+		a.Poison = true
+		b.UseArena(a)
+	}
 	x := b.InputRequiringGrad("x", shape...)
 	xs := detrand.Affine("x", n*per, 1.0, 4.0)[lo*per : hi*per]
 	if err := G.Let(x, tensor.New(tensor.WithShape(shape...), tensor.WithBacking(append([]float32(nil), xs...)))); err != nil {
@@ -47,11 +53,14 @@ func bnRun(t *testing.T, lo, hi int, sync StatReducer) [][]float32 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := NewMachine(b.G)
+	m, err := b.Compile()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
+	if _, planned := m.Planned(); planned != arena {
+		t.Fatalf("planned %v, want %v", planned, arena)
+	}
 	for run := 0; run < 2; run++ {
 		if err := m.Run(); err != nil {
 			t.Fatal(err)
@@ -67,9 +76,16 @@ func bnRun(t *testing.T, lo, hi int, sync StatReducer) [][]float32 {
 // TestSyncBNEqualsOneProcess: 2 replicas with 2 images each, statistics
 // reduced, give the one-process BatchNorm over 4 images: the same outputs
 // and input gradients (row slices), running statistics, and parameter
-// gradients that sum to the one-process ones. Without Sync they differ.
+// gradients that sum to the one-process ones, with and without the memory
+// arena. Without Sync they differ.
 func TestSyncBNEqualsOneProcess(t *testing.T) {
-	one := bnRun(t, 0, 4, nil)
+	for _, arena := range []bool{false, true} {
+		t.Run(map[bool]string{false: "unplanned", true: "arena"}[arena], func(t *testing.T) { syncBNEqualsOneProcess(t, arena) })
+	}
+}
+
+func syncBNEqualsOneProcess(t *testing.T, arena bool) {
+	one := bnRun(t, 0, 4, nil, false)
 	ws := dist.Local(2)
 	parts := make([][][]float32, 2)
 	var wg sync.WaitGroup
@@ -77,7 +93,7 @@ func TestSyncBNEqualsOneProcess(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			parts[r] = bnRun(t, 2*r, 2*r+2, ws[r])
+			parts[r] = bnRun(t, 2*r, 2*r+2, ws[r], arena)
 		}()
 	}
 	wg.Wait()
@@ -114,7 +130,7 @@ func TestSyncBNEqualsOneProcess(t *testing.T) {
 		near("running_var", parts[r][6], one[6])
 	}
 	// per-replica statistics (plain BN on each half) differ: the test can fail
-	alone := bnRun(t, 0, 2, nil)
+	alone := bnRun(t, 0, 2, nil, arena)
 	if d := math.Abs(float64(alone[5][0] - one[5][0])); d < 1e-4 {
 		t.Fatalf("per-replica running mean equals the global one (%v): the check is vacuous", d)
 	}
