@@ -43,7 +43,10 @@ type Config struct {
 	// statistics) or "BN": training-mode BatchNorm2d in the trainable
 	// stages (batch statistics while training, running statistics updated
 	// with momentum 0.1 and used for inference; detectron2's norm "BN"),
-	// for training from scratch. Frozen stages keep FrozenBN.
+	// for training from scratch. Frozen stages keep FrozenBN. "SyncBN" is
+	// "BN" whose batch statistics are those of the whole data-parallel
+	// batch (torch.nn.SyncBatchNorm; the trainer connects it to its ranks
+	// with SetStatReducer; in one process it is exactly "BN").
 	Norm string `yaml:"norm"`
 	// Prefix goes before every parameter name, e.g. "backbone.body.".
 	Prefix string `yaml:"-"`
@@ -66,9 +69,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("backbone: residual_scale must be >= 0")
 	}
 	switch c.Norm {
-	case "", "FrozenBN", "BN":
+	case "", "FrozenBN", "BN", "SyncBN":
 	default:
-		return fmt.Errorf("backbone: norm %q not supported (FrozenBN, BN)", c.Norm)
+		return fmt.Errorf("backbone: norm %q not supported (FrozenBN, BN, SyncBN)", c.Norm)
 	}
 	if c.BNEps < 0 {
 		return fmt.Errorf("backbone: bn_eps must be >= 0")
@@ -190,7 +193,7 @@ func NewResNet(reg *layers.Registry, cfg Config) (*ResNet, error) {
 			}
 		}
 	}
-	if cfg.Norm == "BN" {
+	if cfg.Norm == "BN" || cfg.Norm == "SyncBN" {
 		// batch statistics in the stages that train (detectron2 turns the
 		// frozen ones into FrozenBN)
 		if cfg.FrozenStages < 1 {

@@ -50,6 +50,10 @@ type LoaderConfig struct {
 	// whose images can be read is an ErrUnreadable error (never a loop).
 	// Each image is logged once.
 	MaxUnreadable float64
+	// Rank and WorldSize shard every batch for data-parallel training
+	// (ShardBatch): BatchSize is the global batch, this loader decodes
+	// rank's slice of it. WorldSize 0 or 1: no sharding.
+	Rank, WorldSize int
 }
 
 // ErrUnreadable marks a loader stopped because too many images (or all)
@@ -80,7 +84,9 @@ type job struct {
 	iter  int64
 	epoch int
 	idx   []int
-	slot  chan result
+	// offset is the position of idx[0] in the global batch (sharding)
+	offset int
+	slot   chan result
 }
 
 type result struct {
@@ -104,6 +110,9 @@ func NewLoader(ds *Dataset, cfg LoaderConfig) (*Loader, error) {
 	}
 	if cfg.StartIter < 0 {
 		return nil, fmt.Errorf("loader: negative start iteration %d", cfg.StartIter)
+	}
+	if err := CheckShard(cfg.BatchSize, cfg.Rank, max(cfg.WorldSize, 1)); err != nil && cfg.Train {
+		return nil, err
 	}
 	tc, err := cfg.Transform.withDefaults()
 	if err != nil {
@@ -195,7 +204,8 @@ func (l *Loader) produce() {
 			continue
 		}
 		slot := make(chan result, 1)
-		j := job{iter: iter, epoch: epoch, idx: plan[iter-base], slot: slot}
+		idx, off := ShardBatch(plan[iter-base], l.cfg.Rank, l.cfg.WorldSize)
+		j := job{iter: iter, epoch: epoch, idx: idx, offset: off, slot: slot}
 		select {
 		case l.jobs <- j:
 		case <-l.done:
@@ -242,7 +252,7 @@ func (l *Loader) makeBatch(j job) (*Batch, error) {
 		}
 		var rng *rand.Rand
 		if l.cfg.Train {
-			rng = rand.New(rand.NewPCG(splitmix64(uint64(l.cfg.Seed)^splitmix64(uint64(j.iter))), uint64(k)))
+			rng = rand.New(rand.NewPCG(splitmix64(uint64(l.cfg.Seed)^splitmix64(uint64(j.iter))), uint64(j.offset+k)))
 		}
 		s, err := TransformSample(img, rec.Boxes, rec.Labels, l.cfg.Transform, l.cfg.Train, rng)
 		if err != nil {

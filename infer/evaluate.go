@@ -13,6 +13,7 @@ import (
 	"github.com/skd-go/skd/cocoeval"
 	"github.com/skd-go/skd/config"
 	"github.com/skd-go/skd/data"
+	"github.com/skd-go/skd/dist"
 	"github.com/skd-go/skd/glue"
 	"github.com/skd-go/skd/model"
 	"github.com/skd-go/skd/model/weights"
@@ -91,6 +92,12 @@ type EvalOptions struct {
 	BatchSize, Workers int
 	// Progress is called after each image.
 	Progress func(done, total int)
+	// World, with more than one rank, evaluates data-parallel: every rank
+	// runs its contiguous shard of the images, rank 0 gathers the
+	// detections and evaluates them (the same numbers as one process), and
+	// every rank gets the summary (see EvaluateDatasetWith). Every rank
+	// must call it.
+	World *dist.World
 }
 
 // EvaluateDataset runs det on a COCO split and evaluates its detections
@@ -109,22 +116,37 @@ func EvaluateDataset(det *model.FasterRCNN, cfg *config.File, annPath, imageDir 
 // cannot be read is left out of the evaluation and named in
 // Result.Warnings; if none can be read it is an error.
 func EvaluateDatasetWith(det *model.FasterRCNN, cfg *config.File, annPath, imageDir string, opts EvalOptions) (*cocoeval.Result, []cocoeval.Detection, error) {
-	ds, err := data.LoadCOCO(annPath, imageDir, data.COCOOptions{})
+	if opts.World != nil && opts.World.Size() > 1 {
+		return evaluateDist(det, cfg, annPath, imageDir, opts)
+	}
+	gt, labels, refs, err := evalPrepare(det, cfg, annPath, imageDir, opts)
 	if err != nil {
 		return nil, nil, err
+	}
+	res, bad := Run(det, refs, Options{Transform: glue.Transform(cfg, false), BatchSize: opts.BatchSize,
+		Workers: opts.Workers, Labels: &labels}, opts.Progress)
+	return evalFinish(gt, labels, annPath, len(refs), res, bad)
+}
+
+// evalPrepare loads the split and its ground truth and lists the images
+// to evaluate, in id order.
+func evalPrepare(det *model.FasterRCNN, cfg *config.File, annPath, imageDir string, opts EvalOptions) (*cocoeval.Dataset, Labels, []ImageRef, error) {
+	var labels Labels
+	ds, err := data.LoadCOCO(annPath, imageDir, data.COCOOptions{})
+	if err != nil {
+		return nil, labels, nil, err
 	}
 	gt, err := cocoeval.LoadGT(annPath)
 	if err != nil {
-		return nil, nil, err
+		return nil, labels, nil, err
 	}
-	var labels Labels
 	if cfg.Data.Labels == "category_id" {
 		labels = LabelsFromConfig(cfg)
 		labels.Mode = "category_id"
 	} else {
 		labels = LabelsFromDataset(ds)
 		if k := det.Cfg.RoI.NumClasses; k != ds.NumClasses()+1 {
-			return nil, nil, fmt.Errorf("%s has %d categories but the model has %d classes (model.roi_heads.num_classes=%d counts the background: set it to %d)",
+			return nil, labels, nil, fmt.Errorf("%s has %d categories but the model has %d classes (model.roi_heads.num_classes=%d counts the background: set it to %d)",
 				annPath, ds.NumClasses(), k-1, k, ds.NumClasses()+1)
 		}
 	}
@@ -134,16 +156,19 @@ func EvaluateDatasetWith(det *model.FasterRCNN, cfg *config.File, annPath, image
 		recs = recs[:opts.MaxImages]
 	}
 	if len(recs) == 0 {
-		return nil, nil, fmt.Errorf("%s: no images to evaluate", annPath)
+		return nil, labels, nil, fmt.Errorf("%s: no images to evaluate", annPath)
 	}
 	refs := make([]ImageRef, len(recs))
 	for i, r := range recs {
 		refs[i] = ImageRef{Path: r.Path, ID: r.ID, FileName: r.FileName, Width: r.Width, Height: r.Height}
 	}
-	res, bad := Run(det, refs, Options{Transform: glue.Transform(cfg, false), BatchSize: opts.BatchSize,
-		Workers: opts.Workers, Labels: &labels}, opts.Progress)
+	return gt, labels, refs, nil
+}
+
+// evalFinish evaluates the results of n images (bad: those that failed).
+func evalFinish(gt *cocoeval.Dataset, labels Labels, annPath string, n int, res []ImageResult, bad []ImageError) (*cocoeval.Result, []cocoeval.Detection, error) {
 	if len(res) == 0 {
-		return nil, nil, fmt.Errorf("%s: none of %d images could be evaluated; first error: %v", annPath, len(refs), bad[0])
+		return nil, nil, fmt.Errorf("%s: none of %d images could be evaluated; first error: %v", annPath, n, bad[0])
 	}
 	dets, err := ToCOCO(res, labels)
 	if err != nil {

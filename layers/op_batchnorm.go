@@ -76,6 +76,11 @@ type batchNormOp struct {
 	needDX, needDRes bool
 
 	mean, invstd []float64 // of the last forward
+	// SyncBN: the element count of the whole data-parallel batch, this
+	// rank's sum(g*xhat) (for dgamma) and the forward's reduction buffer
+	cntAll   float64
+	localSGX []float64
+	syncBuf  []float64
 	// dxSGX is sum(g*xhat) per channel as the dx op last computed it; the
 	// dgamma op, which then takes dx as an input so that it runs after, reads
 	// it instead of making a second pass over x and g.
@@ -125,9 +130,12 @@ func (op *batchNormOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, 
 	y := out.Data().([]float32)
 	n, k, hw := op.n, op.c, op.hw
 	cnt := float64(n * hw)
-	eps := float64(op.bn.Eps)
-	mom := float64(op.bn.Momentum)
-	rm, rv := op.bn.Mean.Data(), op.bn.Var.Data()
+	if op.bn.Sync != nil {
+		if err := op.syncForward(x, gamma, beta, res, y); err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
 	kernels.ParallelFor(k, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
 			// two passes (mean, then centred squares) in float64: exact
@@ -146,37 +154,47 @@ func (op *batchNormOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, 
 					ss += d * d
 				}
 			}
-			variance := ss / cnt
-			inv := 1 / math.Sqrt(variance+eps)
-			op.mean[c], op.invstd[c] = mean, inv
-			rm[c] = float32((1-mom)*float64(rm[c]) + mom*mean)
-			rv[c] = float32((1-mom)*float64(rv[c]) + mom*ss/(cnt-1))
-			sc := float32(inv * float64(gamma[c]))
-			sh := beta[c] - float32(mean)*sc
-			for i := 0; i < n; i++ {
-				lo, hi := (i*k+c)*hw, (i*k+c+1)*hw
-				xs, ys := x[lo:hi], y[lo:hi]
-				if res != nil {
-					rs := res[lo:hi]
-					for j, v := range xs {
-						ys[j] = v*sc + sh + rs[j]
-					}
-				} else {
-					for j, v := range xs {
-						ys[j] = v*sc + sh
-					}
-				}
-				if op.relu {
-					for j, v := range ys {
-						if !(v > 0) && v == v { // keep NaN visible
-							ys[j] = 0
-						}
-					}
-				}
-			}
+			op.normalize(c, mean, ss, cnt, x, gamma, beta, res, y)
 		}
 	})
 	return out, nil
+}
+
+// normalize finishes channel c of the forward pass from its mean and
+// centred sum of squares ss over cnt values: keeps mean and invstd, updates
+// the running statistics, writes y.
+func (op *batchNormOp) normalize(c int, mean, ss, cnt float64, x, gamma, beta, res, y []float32) {
+	n, k, hw := op.n, op.c, op.hw
+	eps := float64(op.bn.Eps)
+	mom := float64(op.bn.Momentum)
+	rm, rv := op.bn.Mean.Data(), op.bn.Var.Data()
+	inv := 1 / math.Sqrt(ss/cnt+eps)
+	op.mean[c], op.invstd[c] = mean, inv
+	rm[c] = float32((1-mom)*float64(rm[c]) + mom*mean)
+	rv[c] = float32((1-mom)*float64(rv[c]) + mom*ss/(cnt-1))
+	sc := float32(inv * float64(gamma[c]))
+	sh := beta[c] - float32(mean)*sc
+	for i := 0; i < n; i++ {
+		lo, hi := (i*k+c)*hw, (i*k+c+1)*hw
+		xs, ys := x[lo:hi], y[lo:hi]
+		if res != nil {
+			rs := res[lo:hi]
+			for j, v := range xs {
+				ys[j] = v*sc + sh + rs[j]
+			}
+		} else {
+			for j, v := range xs {
+				ys[j] = v*sc + sh
+			}
+		}
+		if op.relu {
+			for j, v := range ys {
+				if !(v > 0) && v == v { // keep NaN visible
+					ys[j] = 0
+				}
+			}
+		}
+	}
 }
 
 func (op *batchNormOp) DiffWRT(int) []bool {
@@ -273,10 +291,20 @@ func (op *batchNormDXOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 	f := op.fwd
 	sg, sgx := f.sums(x, g, &op.buf)
 	f.dxSGX = sgx
-	out := op.out(prealloc, f.shape)
-	dx := out.Data().([]float32)
 	n, k, hw := f.n, f.c, f.hw
 	cnt := float64(n * hw)
+	if f.bn.Sync != nil {
+		// dgamma stays this rank's sum (the ranks' parameter gradients
+		// are averaged afterwards); dx needs the sums of the whole batch
+		f.dxSGX = append(f.localSGX[:0], sgx...)
+		f.localSGX = f.dxSGX
+		if err := f.bn.Sync.AllreduceSumFloat64(op.buf); err != nil {
+			return nil, fmt.Errorf("%s: %w", op.name, err)
+		}
+		cnt = f.cntAll
+	}
+	out := op.out(prealloc, f.shape)
+	dx := out.Data().([]float32)
 	kernels.ParallelFor(n*k, func(lo, hi int) {
 		for nk := lo; nk < hi; nk++ {
 			c := nk % k
@@ -370,4 +398,72 @@ func (op *reluMaskOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, e
 		}
 	})
 	return out, nil
+}
+
+// StatReducer sums per-channel statistics over the replicas of a
+// data-parallel run, in place, identically on every replica (a
+// dist.World). A BatchNorm whose FrozenBN has one (SyncBN) normalises with
+// the mean and variance of the whole global batch and back-propagates
+// through them, as torch.nn.SyncBatchNorm: the forward pass reduces the
+// channel sums and element counts, then the centred sums of squares (two
+// small allreduces, the same two-pass float64 arithmetic as one process);
+// the dx op reduces sum(g) and sum(g*xhat). dgamma and dbeta stay
+// per-replica sums: the trainer averages parameter gradients over the
+// replicas afterwards, which gives the one-process gradient. Every replica
+// must run the same BatchNorm ops in the same order (the same graph).
+type StatReducer interface {
+	AllreduceSumFloat64(buf []float64) error
+}
+
+// syncForward is the forward pass with batch statistics reduced over the
+// replicas (SyncBN).
+func (op *batchNormOp) syncForward(x, gamma, beta, res, y []float32) error {
+	n, k, hw := op.n, op.c, op.hw
+	if len(op.syncBuf) != k+1 {
+		op.syncBuf = make([]float64, k+1)
+	}
+	buf := op.syncBuf
+	kernels.ParallelFor(k, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			var s float64
+			for i := 0; i < n; i++ {
+				for _, v := range x[(i*k+c)*hw : (i*k+c+1)*hw] {
+					s += float64(v)
+				}
+			}
+			buf[c] = s
+		}
+	})
+	buf[k] = float64(n * hw)
+	if err := op.bn.Sync.AllreduceSumFloat64(buf); err != nil {
+		return fmt.Errorf("%s: %w", op.name, err)
+	}
+	cnt := buf[k]
+	op.cntAll = cnt
+	for c := 0; c < k; c++ {
+		op.mean[c] = buf[c] / cnt
+	}
+	kernels.ParallelFor(k, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			mean := op.mean[c]
+			var ss float64
+			for i := 0; i < n; i++ {
+				for _, v := range x[(i*k+c)*hw : (i*k+c+1)*hw] {
+					d := float64(v) - mean
+					ss += d * d
+				}
+			}
+			buf[c] = ss
+		}
+	})
+	buf[k] = 0
+	if err := op.bn.Sync.AllreduceSumFloat64(buf); err != nil {
+		return fmt.Errorf("%s: %w", op.name, err)
+	}
+	kernels.ParallelFor(k, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			op.normalize(c, op.mean[c], buf[c], cnt, x, gamma, beta, res, y)
+		}
+	})
+	return nil
 }

@@ -469,6 +469,9 @@ type BatchNorm2d struct {
 	// statistics and update Mean and Var with Momentum.
 	BatchStats bool
 	Momentum   float32
+	// Sync, when set, makes the batch statistics those of the whole
+	// data-parallel batch (SyncBN; see StatReducer in op_batchnorm.go).
+	Sync StatReducer
 }
 
 // FrozenBN is the name BatchNorm2d had when it was only frozen.

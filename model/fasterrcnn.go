@@ -40,6 +40,13 @@ type FasterRCNN struct {
 	RoISample roihead.SampleFunc
 	// Extra adds loss terms to training programs (distillation).
 	Extra ExtraLoss
+	// NormReduce, when set, replaces the losses' sample counts (the RPN's
+	// sampled anchors, the RoI head's sampled RoIs) in place by their
+	// data-parallel value, the sum over ranks divided by the number of
+	// ranks, so that averaging the ranks' gradients gives exactly the
+	// one-process gradient of the whole global batch (see train/ddp.go).
+	// The stages apply it (rpn.Stage, roihead.Stage NormReduce).
+	NormReduce func(counts []float32) error
 
 	programs map[progKey]*Program
 	clock    uint64
@@ -184,6 +191,7 @@ func (p *Program) proposalsFn(in [][]float32, out []float32) error {
 	if sample == nil {
 		sample = roihead.DefaultSampler(p.d.Cfg.RoI, p.d.rng)
 	}
+	p.roi.NormReduce = p.d.NormReduce
 	return p.roi.Select(boxes, p.in.GT, p.in.GTLabels, sample, out)
 }
 

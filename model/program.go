@@ -180,6 +180,7 @@ func (p *Program) setInput(in *Input) error {
 		if sample == nil {
 			sample = rpn.DefaultSampler(p.d.Cfg.RPN, p.d.rng)
 		}
+		p.rpn.NormReduce = p.d.NormReduce
 		if err := p.rpn.SetTargets(in.GT, sample); err != nil {
 			return err
 		}

@@ -29,6 +29,10 @@ type Stage struct {
 	PerImage int
 	// EpsInsideLog selects detectron2's RoI level formula.
 	EpsInsideLog bool
+	// NormReduce, when set, turns the losses' sample count (sampled RoIs)
+	// into its data-parallel value in place
+	// (model.FasterRCNN.NormReduce).
+	NormReduce func(counts []float32) error
 
 	ce       *layers.CETargets
 	box      *layers.BoxTargets
@@ -113,6 +117,13 @@ func (s *Stage) Select(proposals, gt [][]float32, gtLabels [][]int, sample Sampl
 		total += len(sm.Labels)
 	}
 	norm := float32(total)
+	if s.NormReduce != nil {
+		n := []float32{norm}
+		if err := s.NormReduce(n); err != nil {
+			return err
+		}
+		norm = n[0]
+	}
 	if norm <= 0 {
 		norm = 1
 	}

@@ -27,6 +27,10 @@ type Stage struct {
 	// Anchors are per level (4 per anchor); all concatenates them.
 	Anchors [][]float32
 	all     []float32
+	// NormReduce, when set, turns the losses' sample counts (sampled
+	// anchors, positive anchors) into their data-parallel value in place
+	// (model.FasterRCNN.NormReduce).
+	NormReduce func(counts []float32) error
 
 	bce *layers.BCETargets
 	box *layers.BoxTargets
@@ -93,6 +97,13 @@ func (s *Stage) SetTargets(gt [][]float32, sample SampleFunc) error {
 	lt, err := BuildLossTargets(ho, per, s.Cfg)
 	if err != nil {
 		return err
+	}
+	if s.NormReduce != nil {
+		n := []float32{lt.ObjNorm, lt.BoxNorm}
+		if err := s.NormReduce(n); err != nil {
+			return err
+		}
+		lt.ObjNorm, lt.BoxNorm = n[0], n[1]
 	}
 	s.bce.Index, s.bce.Target, s.bce.Norm = lt.ObjIndex, lt.ObjTarget, lt.ObjNorm
 	s.box.Base, s.box.Stride, s.box.Target, s.box.Norm = lt.BoxBase, lt.BoxStride, lt.BoxTarget, lt.BoxNorm

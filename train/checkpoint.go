@@ -32,9 +32,12 @@ type State struct {
 	// ExtraRNG holds other random states by name (e.g. MGD masks).
 	ExtraRNG map[string][]byte `json:"extra_rng,omitempty"`
 	// LoaderIter is the loader's next global iteration.
-	LoaderIter int64     `json:"loader_iter"`
-	Saved      time.Time `json:"saved"`
-	Format     int       `json:"format"`
+	LoaderIter int64 `json:"loader_iter"`
+	// WorldSize is the number of data-parallel ranks that trained up to
+	// this checkpoint (0 in older checkpoints: one).
+	WorldSize int       `json:"world_size,omitempty"`
+	Saved     time.Time `json:"saved"`
+	Format    int       `json:"format"`
 	// SHA256 holds the hex SHA-256 of each file of the checkpoint
 	// (format 2), verified by LoadCheckpoint.
 	SHA256 map[string]string `json:"sha256,omitempty"`

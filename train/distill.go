@@ -14,7 +14,6 @@ import (
 
 	"github.com/skd-go/skd/config"
 	"github.com/skd-go/skd/glue"
-	"github.com/skd-go/skd/infer"
 	"github.com/skd-go/skd/kd"
 	"github.com/skd-go/skd/layers"
 	"github.com/skd-go/skd/model"
@@ -126,7 +125,7 @@ func (d *Distill) BeforeTrain(t *Trainer) error {
 	if t.ValAnn == "" || t.Resumed || t.Cfg.Distill.SkipTeacherEval {
 		return nil
 	}
-	res, _, err := infer.EvaluateDataset(d.Teacher, d.TeacherCfg, t.ValAnn, t.ValImgs, t.Cfg.Train.EvalMaxImages)
+	res, err := t.evalDataset(d.Teacher, d.TeacherCfg) // sharded over the ranks (ddp.go)
 	if err != nil {
 		return fmt.Errorf("teacher evaluation: %w", err)
 	}
@@ -284,7 +283,7 @@ func (d *Distill) AfterTrain(t *Trainer) error {
 		return nil
 	}
 	p := filepath.Join(t.WorkDir, "student_final.safetensors")
-	if err := ExportStudent(t.Det.Reg, p); err != nil {
+	if err := t.RootDo(func() error { return ExportStudent(t.Det.Reg, p) }); err != nil {
 		return fmt.Errorf("exporting the student: %w", err)
 	}
 	fmt.Fprintf(t.Out, "student weights (no distillation parameters): %s\n", p)

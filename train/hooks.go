@@ -10,8 +10,9 @@ import "fmt"
 // HookBase to implement only the points a hook needs.
 //
 // One iteration: BeforeStep (the batch is in Step.Input), the forward and
-// backward pass, AfterBackward (gradients in Step.Grads, before clipping
-// and the solver update: where a distributed run averages them across
+// backward pass, AfterBackward (losses in Step.Losses, gradients in
+// Step.Grads, before the finite-loss guard, clipping and the solver
+// update: where DataParallel, registered first, averages them across
 // ranks), the update, then AfterStep (State.Iter counts the iteration).
 //
 // A hook with state (a random stream) returns it from State; it is saved

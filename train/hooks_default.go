@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/skd-go/skd/infer"
 	"github.com/skd-go/skd/plots"
 )
 
@@ -66,6 +65,9 @@ func (h *PeriodicLog) AfterStep(t *Trainer) error {
 		done, maxIter, l["total"], strings.Join(parts, ", "), lr, sPerIt, dataPerIt, mem, eta.Round(time.Second))
 	rec := map[string]any{"iter": done, "lr": lr, "time": sPerIt, "data_time": dataPerIt, "memory": mem, "grad_norm": gnorm, "elapsed": time.Since(t.started).Seconds()}
 	scal := map[string]float64{"lr": lr, "time": sPerIt, "grad_norm": gnorm}
+	if n := t.DDP.W.Size(); n > 1 {
+		rec["comm_time"], rec["ranks"] = t.Step.CommTime, n
+	}
 	for k, v := range l {
 		rec[k] = v
 		scal["train/"+k] = v
@@ -101,7 +103,7 @@ func (h *Evaluation) evaluate(t *Trainer, done int64) error {
 		return nil
 	}
 	t0 := time.Now()
-	res, _, err := infer.EvaluateDataset(t.Det, t.Cfg, t.ValAnn, t.ValImgs, t.Cfg.Train.EvalMaxImages)
+	res, err := t.evalDataset(t.Det, t.Cfg) // sharded over the ranks, every rank gets the numbers
 	if err != nil {
 		return fmt.Errorf("evaluation at iteration %d: %w", done, err)
 	}
@@ -176,12 +178,16 @@ func (*PeriodicCheckpoint) save(t *Trainer, name string) error {
 }
 
 // Plots draws loss_curves.png and ap_curves.png from metrics.jsonl when
-// the run ends (also after an error); a failure is logged.
+// the run ends (also after an error; rank 0 of a data-parallel run); a
+// failure is logged.
 type Plots struct{ HookBase }
 
 func (*Plots) Name() string { return "plots" }
 
 func (*Plots) AfterTrain(t *Trainer) error {
+	if !t.IsRoot() {
+		return nil
+	}
 	if err := PlotWorkDir(t.WorkDir); err != nil {
 		t.Log.Warn("plots", "err", err)
 	}

@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,12 +13,13 @@ import (
 	"github.com/skd-go/skd/model"
 )
 
-// setup opens the work dir (workdir.go: lock, refusal to overwrite a
-// run, recovery of interrupted checkpoint writes; the resolved
-// configuration is saved by New once everything is set up), loads the
-// training set and names the val split (glue), checks both (inputs.go),
-// and builds the randomly initialised detector, the solver and the
-// schedule. On error the work dir's lock is released.
+// setup checks a data-parallel world (ddp.go), opens the work dir
+// (workdir.go, rank 0 only: lock, refusal to overwrite a run, recovery of
+// interrupted checkpoint writes; the resolved configuration is saved by
+// New once everything is set up), loads the training set and names the
+// val split (glue), checks both (inputs.go), and builds the randomly
+// initialised detector, the solver and the schedule. On error the work
+// dir's lock is released, and a work dir setup created is removed.
 func setup(opts Options) (_ *Trainer, err error) {
 	cfg := opts.Config
 	t := &Trainer{Cfg: cfg, Out: opts.Out, Log: opts.Log, WorkDir: cfg.Train.WorkDir, opts: opts}
@@ -27,20 +29,33 @@ func setup(opts Options) (_ *Trainer, err error) {
 	if t.Log == nil {
 		t.Log = slog.Default()
 	}
-	if err := t.openWorkDir(); err != nil {
+	t.hash = config.Hash(opts.Resolved)
+	// data-parallel checks (same configuration, divisible batch) before
+	// anything is written (ddp.go)
+	if t.DDP, err = newDDP(opts.World, cfg, t.hash); err != nil {
+		return nil, err
+	}
+	if w := t.DDP.W; w.Size() > 1 {
+		t.Log = t.Log.With("rank", w.Rank())
+		if !w.IsRoot() {
+			t.Out = io.Discard
+		}
+	}
+	// rank 0 alone opens and locks the work dir; its error is every rank's
+	if err := t.DDP.agree(t.DDP.rootOnly(t.openWorkDir)); err != nil {
 		return nil, err
 	}
 	defer func() {
 		if err != nil {
-			t.Close()
+			t.abandonWorkDir()
 		}
 	}()
-	t.hash = config.Hash(opts.Resolved)
-	if err := t.loadData(); err != nil {
+	// rank 0 first: it generates a missing synthetic set
+	if err := t.DDP.agree(t.DDP.rootFirst(t.loadData)); err != nil {
 		return nil, err
 	}
 	if t.Det, err = model.New(cfg.Model); err != nil {
-		return nil, err
+		return nil, t.DDP.same(err)
 	}
 	t.Det.Init(cfg.Train.Seed)
 	t.Det.Seed(uint64(cfg.Train.Seed))
@@ -126,5 +141,6 @@ func (t *Trainer) resume(which string) error {
 		return err
 	}
 	t.Log.Info("resumed", "checkpoint", dir, "iter", st.Iter)
+	t.noteWorldSize(st)
 	return truncateMetrics(filepath.Join(t.WorkDir, "metrics.jsonl"), st.Iter)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/skd-go/skd/config"
 	"github.com/skd-go/skd/data"
+	"github.com/skd-go/skd/dist"
 	"github.com/skd-go/skd/glue"
 	"github.com/skd-go/skd/model"
 )
@@ -36,6 +37,8 @@ type Options struct {
 	// Force starts a fresh run in a work dir that holds one, moving that
 	// run aside to WORK_DIR.old-TIMESTAMP (see openWorkDir).
 	Force bool
+	// World is the data-parallel world (nil: one process); see ddp.go.
+	World *dist.World
 }
 
 // Trainer owns one run: the loop (Run) and the surface its hooks use.
@@ -64,6 +67,9 @@ type Trainer struct {
 	Eval EvalResult
 	// Resumed tells whether the run continues from a checkpoint.
 	Resumed bool
+	// DDP is the data-parallel state (a one-process world by default;
+	// ddp.go, ddp_hook.go).
+	DDP *DDP
 
 	hooks   []Hook
 	loader  *data.Loader
@@ -99,32 +105,52 @@ type Step struct {
 	// loading its batch, Time the seconds up to the end of the update.
 	Start          time.Time
 	DataTime, Time float64
+	// CommTime is the seconds spent averaging losses and gradients over
+	// the ranks (DataParallel; 0 with one process).
+	CommTime float64
 }
 
 // New prepares a run (datasets, detector, work dir, setup.go), registers
-// DefaultHooks with opts.Extensions, and loads the resumed checkpoint or
-// the initial weights.
+// DataParallel and DefaultHooks with opts.Extensions, and loads the
+// resumed checkpoint or the initial weights. In a data-parallel run
+// (opts.World) rank 0 alone opens the work dir, loads the weights or the
+// checkpoint and writes the configuration, then broadcasts the
+// parameters, the solver's buffers and the training state; every rank
+// returns the same error (ddp.go).
 func New(opts Options) (*Trainer, error) {
 	t, err := setup(opts)
 	if err != nil {
 		return nil, err
 	}
-	if err := t.Register(DefaultHooks(opts.Extensions...)...); err != nil {
+	hooks := append([]Hook{&DataParallel{}}, DefaultHooks(opts.Extensions...)...)
+	if err := t.DDP.agree(t.Register(hooks...)); err != nil {
+		t.abandonWorkDir()
 		return nil, err
 	}
-	if opts.Resume != "" {
-		err = t.resume(opts.Resume)
-	} else {
-		err = t.loadInitialWeights(opts.Weights)
-	}
+	err = t.DDP.rootDo(func() error {
+		var err error
+		if opts.Resume != "" {
+			err = t.resume(opts.Resume)
+		} else {
+			err = t.loadInitialWeights(opts.Weights)
+		}
+		if err == nil {
+			// only now: a failed --resume leaves the previous config.yaml
+			err = t.writeConfig()
+		}
+		return err
+	})
 	if err == nil {
-		// only now: a failed --resume leaves the previous config.yaml
-		err = t.writeConfig()
+		if n := t.DDP.attach(t.Det); n > 0 {
+			t.Log.Info("SyncBN", "layers", n, "ranks", t.DDP.W.Size())
+		}
+		err = t.DDP.syncFromRoot(t)
 	}
 	if err != nil {
-		t.Close()
+		t.abandonWorkDir()
 		return nil, err
 	}
+	t.State.WorldSize = t.DDP.W.Size()
 	return t, nil
 }
 
@@ -140,6 +166,7 @@ func (t *Trainer) Finished() bool { return t.loopErr == nil && t.State.Iter == t
 // iterations, AfterTrain hooks (also after an error).
 func (t *Trainer) Run() (err error) {
 	lc := glue.TrainLoader(t.Cfg, t.State.Iter, t.Log)
+	lc.Rank, lc.WorldSize = t.DDP.W.Rank(), t.DDP.W.Size() // this rank's slice of each batch
 	if t.loader, err = data.NewLoader(t.TrainDS, lc); err != nil {
 		return err
 	}
@@ -172,7 +199,8 @@ func (t *Trainer) Run() (err error) {
 func (t *Trainer) iteration(it int64) error {
 	t.Step = Step{Iter: it, Start: time.Now()}
 	b, err := t.loader.Next()
-	if err != nil {
+	// every rank's batch or error, the same on all; padded to the global shape
+	if b, err = t.DDP.batch(b, err, it); err != nil {
 		return fmt.Errorf("iteration %d: data: %w", it, err)
 	}
 	t.Step.Batch, t.Step.Input = b, glue.TrainInput(b, t.labels)
@@ -189,19 +217,16 @@ func (t *Trainer) iteration(it int64) error {
 }
 
 // runStep is the step and nothing else: forward and backward on
-// Step.Input, AfterBackward hooks, gradient clipping, the SGD update with
-// Step.LR. A non-finite loss or gradient norm stops the run before the
-// update.
+// Step.Input, AfterBackward hooks (DataParallel first: the losses and
+// gradients averaged over the ranks), gradient clipping, the SGD update
+// with Step.LR. A non-finite loss or gradient norm stops the run before
+// the update (on every rank alike: they are averaged).
 func (t *Trainer) runStep() error {
 	it := t.Step.Iter
 	losses, prog, err := t.Det.TrainStep(t.Step.Input)
 	if err != nil {
 		return fmt.Errorf("iteration %d: %w", it, err)
 	}
-	if err := losses.CheckFinite(); err != nil {
-		return fmt.Errorf("%w at iteration %d: %v; stopped, no update applied; last good checkpoint: %s", ErrNonFinite, it+1, err, t.lastGood())
-	}
-	t.lossFinite()
 	t.Step.Losses, t.Step.Program = losses, prog
 	t.Step.Grads = make([][]float32, len(prog.Params))
 	for i := range prog.Params {
@@ -210,9 +235,13 @@ func (t *Trainer) runStep() error {
 	if err := t.each(true, func(h Hook) error { return h.AfterBackward(t) }); err != nil {
 		return err
 	}
+	if err := t.Step.Losses.CheckFinite(); err != nil {
+		return t.DDP.same(fmt.Errorf("%w at iteration %d: %v; stopped, no update applied; last good checkpoint: %s", ErrNonFinite, it+1, err, t.lastGood()))
+	}
+	t.lossFinite()
 	gnorm := ClipGradNorm(t.Step.Grads, t.Cfg.Solver.ClipGradNorm)
 	if math.IsNaN(gnorm) || math.IsInf(gnorm, 0) {
-		return fmt.Errorf("%w at iteration %d: gradient norm is %v; stopped, no update applied; last good checkpoint: %s", ErrNonFinite, it+1, gnorm, t.lastGood())
+		return t.DDP.same(fmt.Errorf("%w at iteration %d: gradient norm is %v; stopped, no update applied; last good checkpoint: %s", ErrNonFinite, it+1, gnorm, t.lastGood()))
 	}
 	t.Step.GradNorm = gnorm
 	return t.Opt.Step(prog.Params, t.Step.Grads, t.Step.LR)
@@ -220,10 +249,12 @@ func (t *Trainer) runStep() error {
 
 // SaveCheckpoint writes the weights, the solver and the training state
 // (with the sampler's and every hook's random state) as
-// checkpoints/name; updateLast also points last_checkpoint at it.
+// checkpoints/name; updateLast also points last_checkpoint at it. In a
+// data-parallel run every rank calls it and rank 0 writes once all have
+// finished the step (RootDo); the others get "" and rank 0's error.
 func (t *Trainer) SaveCheckpoint(name string, updateLast bool) (string, error) {
 	if err := t.checkWeightsFinite(); err != nil {
-		return "", err
+		return "", t.DDP.same(err)
 	}
 	b, err := t.Det.PCG.MarshalBinary()
 	if err != nil {
@@ -233,9 +264,14 @@ func (t *Trainer) SaveCheckpoint(name string, updateLast bool) (string, error) {
 	if t.State.ExtraRNG, err = t.hookStates(); err != nil {
 		return "", err
 	}
-	dir, err := SaveCheckpoint(t.WorkDir, name, t.Det.Reg, t.Opt, &t.State, updateLast)
-	if err == nil && updateLast {
-		t.checkpointSaved(dir)
-	}
+	var dir string
+	err = t.RootDo(func() error {
+		var err error
+		dir, err = SaveCheckpoint(t.WorkDir, name, t.Det.Reg, t.Opt, &t.State, updateLast)
+		if err == nil && updateLast {
+			t.checkpointSaved(dir)
+		}
+		return err
+	})
 	return dir, err
 }

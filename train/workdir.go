@@ -19,6 +19,8 @@ type workDir struct {
 	// pending is the checkpoint last_checkpoint names whose weights have
 	// not yet produced a finite loss; good the newest one that has.
 	pending, good string
+	// created: openWorkDir made the directory (abandonWorkDir removes it)
+	created bool
 }
 
 // LockFile is the work-dir file that holds the advisory lock (flock) of
@@ -44,6 +46,7 @@ func (t *Trainer) openWorkDir() (err error) {
 		}
 	}()
 	dir := t.WorkDir
+	_, statErr := os.Stat(dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("work dir %s: %w", dir, err)
 	}
@@ -56,7 +59,7 @@ func (t *Trainer) openWorkDir() (err error) {
 	if err != nil {
 		return err
 	}
-	t.wd = &workDir{lock: lk}
+	t.wd = &workDir{lock: lk, created: os.IsNotExist(statErr)}
 	if t.opts.Resume == "" {
 		if what := holdsRun(dir); what != "" {
 			if !t.opts.Force {
@@ -133,6 +136,20 @@ func (t *Trainer) Close() {
 	if t.wd != nil && t.wd.lock != nil {
 		t.wd.lock.release()
 		t.wd.lock = nil
+	}
+}
+
+// abandonWorkDir ends a run that failed to start: it releases the lock
+// and removes the work dir if openWorkDir created it and it holds nothing
+// else (a rank that could not read the dataset leaves no work dir behind).
+func (t *Trainer) abandonWorkDir() {
+	t.Close()
+	if t.wd == nil || !t.wd.created {
+		return
+	}
+	os.Remove(filepath.Join(t.WorkDir, LockFile))
+	if err := os.Remove(t.WorkDir); err == nil {
+		t.wd.created = false
 	}
 }
 

@@ -37,8 +37,11 @@ import (
 	"github.com/skd-go/skd/cocoeval"
 	"github.com/skd-go/skd/config"
 	"github.com/skd-go/skd/data"
+	"github.com/skd-go/skd/dist"
 	"github.com/skd-go/skd/glue"
 	"github.com/skd-go/skd/infer"
+	"github.com/skd-go/skd/model"
+	wts "github.com/skd-go/skd/model/weights"
 	"github.com/skd-go/skd/train"
 )
 
@@ -71,6 +74,9 @@ type options struct {
 	batchSize  int
 	sets       []string
 	quiet      bool
+	// world: model mode under mpirun (-tags mpi) shards the images over
+	// the ranks (dist.go)
+	world *dist.World
 }
 
 // run executes the command with args and returns the exit status.
@@ -104,6 +110,9 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 				if err != nil {
 					return err
 				}
+				if !o.world.IsRoot() {
+					return nil // rank 0 reports
+				}
 				return report(res, stdout, stderr, o.jsonOut)
 			}
 			if o.ann == "" || o.results == "" {
@@ -134,7 +143,11 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
+	defer o.leaveWorld()
 	if err := cmd.Execute(); err != nil {
+		if o.silent(err) {
+			return exitInput
+		}
 		fmt.Fprintln(stderr, "kdeval:", err)
 		var oe outputError
 		if errors.As(err, &oe) {
@@ -275,23 +288,35 @@ func evaluateModel(o *options, stderr io.Writer) (*cocoeval.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	weights, err := resolveCheckpoint(o.checkpoint)
-	if err != nil {
+	if err := o.joinWorld(); err != nil {
 		return nil, err
 	}
-	if err := train.VerifyWeightsFile(weights); err != nil {
-		return nil, err
+	if !o.world.IsRoot() {
+		stderr = io.Discard
 	}
 	data.SetMaxImagePixels(cfg.Data.MaxImagePixels)
-	val, ok, err := glue.ValSplit(cfg, func(m string) { fmt.Fprintln(stderr, "kdeval:", m) })
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, fmt.Errorf("config %s has no data.val.ann (nor data.synth.dir)", cfg.Path)
-	}
-	ann, images := val.Ann, val.Images
-	det, rep, err := infer.LoadModel(cfg, weights)
+	var weights, ann, images string
+	var det *model.FasterRCNN
+	var rep *wts.Report
+	// rank 0 first: it generates a missing synthetic set
+	err = o.rootFirst(func() (err error) {
+		if weights, err = resolveCheckpoint(o.checkpoint); err != nil {
+			return err
+		}
+		if err := train.VerifyWeightsFile(weights); err != nil {
+			return err
+		}
+		val, ok, err := glue.ValSplit(cfg, func(m string) { fmt.Fprintln(stderr, "kdeval:", m) })
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("config %s has no data.val.ann (nor data.synth.dir)", cfg.Path)
+		}
+		ann, images = val.Ann, val.Images
+		det, rep, err = infer.LoadModel(cfg, weights)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -312,12 +337,12 @@ func evaluateModel(o *options, stderr io.Writer) (*cocoeval.Result, error) {
 	}
 	start := time.Now()
 	res, dets, err := infer.EvaluateDatasetWith(det, cfg, ann, images, infer.EvalOptions{MaxImages: o.maxImages,
-		BatchSize: o.batchSize, Workers: cfg.Data.Workers, Progress: progress})
+		BatchSize: o.batchSize, Workers: cfg.Data.Workers, Progress: progress, World: o.world})
 	if bar != nil {
 		bar.Finish()
 	}
 	if err != nil {
-		return nil, err
+		return nil, o.agreed(err)
 	}
 	fmt.Fprintf(stderr, "kdeval: %d images, %d detections in %s\n", len(res.Params.ImgIDs), len(dets), time.Since(start).Round(time.Millisecond))
 	return res, nil

@@ -51,17 +51,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(joinResumePath(args))
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	world = nil
 	err := root.Execute()
 	if err == nil {
-		return 0
+		return finishWorld(nil, stderr, 0)
 	}
-	fmt.Fprintln(stderr, "kdtrain:", err)
+	code := 1
 	var ue usageError
 	var ce *config.Error
 	if errors.As(err, &ue) || errors.As(err, &ce) || errors.Is(err, data.ErrUnreadable) {
-		return 2
+		code = 2
 	}
-	return 1
+	return finishWorld(err, stderr, code)
 }
 
 // joinResumePath turns "--resume PATH" (as the docs write it) into
@@ -121,7 +122,11 @@ func newRoot(stdout io.Writer) *cobra.Command {
 				return usageError{err}
 			}
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
-			t, err := train.New(train.Options{Config: cfg, Resolved: resolved, Resume: resume, Force: force, Weights: weights, Out: stdout, Extensions: exts, Log: logger})
+			w, err := joinWorld(logger)
+			if err != nil {
+				return err
+			}
+			t, err := train.New(train.Options{Config: cfg, Resolved: resolved, Resume: resume, Force: force, Weights: weights, Out: stdout, Extensions: exts, Log: logger, World: w})
 			if err != nil {
 				return usageError{err}
 			}

@@ -16,6 +16,8 @@ var Floor = map[string]int{
 	// weight files, writers.
 	"kernels": 1, "boxes": 1, "data": 1, "data/synth": 1, "cocoeval": 1, "cocoeval/synth": 1,
 	"tensorboard": 1, "plots": 1, "model/weights": 1, "export/onnxpb": 1,
+	// the data-parallel world (MPI binding behind the mpi tag).
+	"dist": 1,
 	// 2: the graph's building blocks (custom ops over kernels, builder, machine).
 	"layers": 2,
 	// 3: model parts, each stage owning its head, targets and loss; the
