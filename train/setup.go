@@ -90,6 +90,22 @@ func (t *Trainer) loadData() error {
 	return err
 }
 
+// start resumes (opts.Resume) or loads the initial weights, then saves
+// the resolved configuration as WORK_DIR/config.yaml: only now, so that a
+// failed --resume leaves the previous one in place.
+func (t *Trainer) start(opts Options) error {
+	var err error
+	if opts.Resume != "" {
+		err = t.resume(opts.Resume)
+	} else {
+		err = t.loadInitialWeights(opts.Weights)
+	}
+	if err != nil {
+		return err
+	}
+	return t.writeConfig()
+}
+
 // loadInitialWeights loads w (else train.init_weights, if set) into the
 // detector; parameters the file lacks keep their initialisation.
 func (t *Trainer) loadInitialWeights(w string) error {
