@@ -123,57 +123,6 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	return exitOK
 }
 
-// isImageFile reports whether a directory entry is an image to process.
-func isImageFile(name string) bool {
-	switch strings.ToLower(filepath.Ext(name)) {
-	case ".jpg", ".jpeg", ".png":
-		return true
-	}
-	return false
-}
-
-// collectImages expands directories (not recursively) and returns the
-// image paths in sorted order, without duplicates. A path that does not
-// exist is an error; a file that exists but cannot be decoded is reported
-// later as a failed image.
-func collectImages(args []string) ([]string, error) {
-	seen := map[string]bool{}
-	var out []string
-	add := func(p string) {
-		c := filepath.Clean(p)
-		if !seen[c] {
-			seen[c] = true
-			out = append(out, c)
-		}
-	}
-	for _, a := range args {
-		st, err := os.Stat(a)
-		if err != nil {
-			return nil, fmt.Errorf("--images: %w", err)
-		}
-		if !st.IsDir() {
-			add(a)
-			continue
-		}
-		entries, err := os.ReadDir(a)
-		if err != nil {
-			return nil, fmt.Errorf("--images %s: %w", a, err)
-		}
-		n := 0
-		for _, e := range entries {
-			if !e.IsDir() && isImageFile(e.Name()) {
-				add(filepath.Join(a, e.Name()))
-				n++
-			}
-		}
-		if n == 0 {
-			return nil, fmt.Errorf("--images %s: no .jpg, .jpeg or .png files in the directory", a)
-		}
-	}
-	sort.Strings(out)
-	return out, nil
-}
-
 // isTerminal reports whether w is a character device (a terminal).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
@@ -220,7 +169,7 @@ func detect(o *options, stdout, stderr io.Writer) error {
 	}
 	o.weights = w
 	data.SetMaxImagePixels(cfg.Data.MaxImagePixels)
-	paths, err := collectImages(o.images)
+	paths, err := infer.CollectImages(o.images)
 	if err != nil {
 		return err
 	}
