@@ -150,6 +150,53 @@ func transpose() {
 	emit("\tRET")
 }
 
+// pack6 writes the transpose of the 6x8 block at src (row stride lds) to
+// dst as 8 rows of 6 (dst[j*6+i] = src[i*lds+j]): one 8-step slice of a
+// 6-row A panel of the AVX2 kernel. Same transpose network as transpose8
+// with rows 6 and 7 zero; the output rows are stored with overlapping
+// 8-wide stores in increasing order (each overwrites the previous one's two
+// padding values), the last as 4+2 so nothing past dst[47] is written.
+func pack6() {
+	emit("")
+	emit("// func pack6x8(src *float32, lds int, dst *float32)")
+	emit("TEXT ·pack6x8(SB), NOSPLIT, $0-24")
+	emit("\tMOVQ src+0(FP), SI")
+	emit("\tMOVQ lds+8(FP), AX")
+	emit("\tSHLQ $2, AX")
+	emit("\tMOVQ dst+16(FP), DI")
+	for i := 0; i < 6; i++ {
+		emit("\tVMOVUPS (SI), Y%d", i)
+		if i < 5 {
+			emit("\tADDQ AX, SI")
+		}
+	}
+	emit("\tVXORPS Y6, Y6, Y6")
+	emit("\tVXORPS Y7, Y7, Y7")
+	for q := 0; q < 4; q++ {
+		emit("\tVUNPCKLPS Y%d, Y%d, Y%d", 2*q+1, 2*q, 8+2*q)
+		emit("\tVUNPCKHPS Y%d, Y%d, Y%d", 2*q+1, 2*q, 9+2*q)
+	}
+	for h := 0; h < 2; h++ {
+		t0, t1, t2, t3 := 8+4*h, 9+4*h, 10+4*h, 11+4*h
+		emit("\tVSHUFPS $0x44, Y%d, Y%d, Y%d", t2, t0, 4*h)
+		emit("\tVSHUFPS $0xEE, Y%d, Y%d, Y%d", t2, t0, 1+4*h)
+		emit("\tVSHUFPS $0x44, Y%d, Y%d, Y%d", t3, t1, 2+4*h)
+		emit("\tVSHUFPS $0xEE, Y%d, Y%d, Y%d", t3, t1, 3+4*h)
+	}
+	for q := 0; q < 4; q++ {
+		emit("\tVPERM2F128 $0x20, Y%d, Y%d, Y%d", 4+q, q, 8+q)
+		emit("\tVPERM2F128 $0x31, Y%d, Y%d, Y%d", 4+q, q, 12+q)
+	}
+	for o := 0; o < 7; o++ {
+		emit("\tVMOVUPS Y%d, %d(DI)", 8+o, 24*o)
+	}
+	emit("\tVMOVUPS X15, 168(DI)")
+	emit("\tVEXTRACTF128 $1, Y15, X15")
+	emit("\tVMOVQ X15, 184(DI)")
+	emit("\tVZEROUPPER")
+	emit("\tRET")
+}
+
 // addTo writes dst[i] += src[i] for i < n (AVX).
 func addTo() {
 	emit("")
@@ -194,6 +241,7 @@ func main() {
 	// AVX-512F 8x48: Z0-Z23 accumulators, Z24-Z26 B, Z27-Z31 broadcasts.
 	kernel("sgemmKernel8x48", 8, 3, 16, "Z", "VPXORD", []int{24, 25, 26}, []int{27, 28, 29, 30, 31})
 	transpose()
+	pack6()
 	addTo()
 	if err := os.WriteFile("gemm_amd64.s", []byte(out.String()), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "gemm_asmgen:", err)

@@ -222,3 +222,55 @@ func TestTranspose8(t *testing.T) {
 		}
 	}
 }
+
+func TestPack6(t *testing.T) {
+	r := rand.New(rand.NewSource(10))
+	src := randSlice(r, 6*11)
+	for _, f := range []struct {
+		name string
+		fn   func([]float32, int, []float32)
+	}{{"go", pack6Go}, {"active", pack6}} {
+		// dst has a guard value after the 48 outputs: nothing past dst[47]
+		// may be written.
+		got := make([]float32, 49)
+		got[48] = 7
+		f.fn(src[3:], 11, got)
+		for j := 0; j < 8; j++ {
+			for i := 0; i < 6; i++ {
+				if w := src[3+i*11+j]; got[j*6+i] != w {
+					t.Fatalf("%s: dst[%d] = %v, want %v", f.name, j*6+i, got[j*6+i], w)
+				}
+			}
+		}
+		if got[48] != 7 {
+			t.Fatalf("%s: wrote past the block: %v", f.name, got[48])
+		}
+	}
+}
+
+// TestSgemmParallelSharedA runs products split over n with A packed once
+// for all tasks (prepackA), at GOMAXPROCS 4 whatever the machine, with the
+// real and with tiny cache blocks (several k and m blocks, partial panels).
+func TestSgemmParallelSharedA(t *testing.T) {
+	prev := runtime.GOMAXPROCS(4)
+	defer runtime.GOMAXPROCS(prev)
+	var kerns []*microKernel
+	for _, k := range allKernels(t) {
+		small := *k
+		small.mc, small.kc, small.nc = 2*k.mr, 13, 3*k.nr
+		kerns = append(kerns, k, &small)
+	}
+	sizes := [][3]int{{64, 600, 576}, {37, 1000, 513}, {130, 700, 300}}
+	for si, s := range sizes {
+		for tr := 0; tr < 4; tr++ {
+			cs := gemmCase{tr&1 != 0, tr&2 != 0, s[0], s[1], s[2], 1, float32(tr % 2), tr % 3}
+			if s[0]*s[2] < prepackMinA {
+				t.Fatalf("case %+v does not reach prepackMinA", cs)
+			}
+			want := runGemm(cs, int64(si), sgemmNaive)
+			for _, kern := range kerns {
+				compareC(t, kern.name+"-sharedA", cs, runGemm(cs, int64(si), withKernel(kern)), want)
+			}
+		}
+	}
+}

@@ -70,10 +70,7 @@ func (s *colSource) pack(nr, pc, jc, kc, nc int, dst []float32, buf *gemmBuf) {
 		for q := 0; q < kc; q++ {
 			s.segment(pc+q, jc, row)
 			for jr := 0; jr < nc; jr += nr {
-				cols := min(nr, nc-jr)
-				dp := dst[jr*kc+q*nr : jr*kc+q*nr+nr]
-				copy(dp, row[jr:jr+cols])
-				clear(dp[cols:])
+				copyPanelRow(dst[jr*kc+q*nr:jr*kc+q*nr+nr], row[jr:], min(nr, nc-jr))
 			}
 		}
 		return
