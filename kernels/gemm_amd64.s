@@ -723,6 +723,78 @@ TEXT ·pack6x8(SB), NOSPLIT, $0-24
 	VZEROUPPER
 	RET
 
+// func copyRowsPad(dst *float32, ldd int, src *float32, lds int, rows, lead, cnt, trail int)
+TEXT ·copyRowsPad(SB), NOSPLIT, $0-64
+	MOVQ dst+0(FP), DI
+	MOVQ ldd+8(FP), R8
+	SHLQ $2, R8
+	MOVQ src+16(FP), SI
+	MOVQ lds+24(FP), R9
+	SHLQ $2, R9
+	MOVQ rows+32(FP), CX
+	MOVQ lead+40(FP), R10
+	MOVQ cnt+48(FP), R11
+	MOVQ trail+56(FP), R12
+	TESTQ CX, CX
+	JLE crp_done
+crp_row:
+	MOVQ DI, AX
+	MOVQ SI, BX
+	MOVQ R10, DX
+crp_lead:
+	TESTQ DX, DX
+	JZ crp_body
+	MOVL $0, (AX)
+	ADDQ $4, AX
+	DECQ DX
+	JMP crp_lead
+crp_body:
+	MOVQ R11, DX
+	CMPQ DX, $8
+	JLT crp_one
+crp_vec:
+	VMOVUPS (BX), Y0
+	VMOVUPS Y0, (AX)
+	ADDQ $32, AX
+	ADDQ $32, BX
+	SUBQ $8, DX
+	CMPQ DX, $8
+	JGE crp_vec
+	TESTQ DX, DX
+	JZ crp_trail
+	LEAQ -32(BX)(DX*4), BX
+	LEAQ -32(AX)(DX*4), AX
+	VMOVUPS (BX), Y0
+	VMOVUPS Y0, (AX)
+	ADDQ $32, AX
+	JMP crp_trail
+crp_one:
+	TESTQ DX, DX
+	JZ crp_trail
+	MOVL (BX), R13
+	MOVL R13, (AX)
+	ADDQ $4, AX
+	ADDQ $4, BX
+	DECQ DX
+	JMP crp_one
+crp_trail:
+	MOVQ R12, DX
+crp_tz:
+	TESTQ DX, DX
+	JZ crp_next
+	MOVL $0, (AX)
+	ADDQ $4, AX
+	DECQ DX
+	JMP crp_tz
+crp_next:
+	ADDQ R8, DI
+	ADDQ R9, SI
+	DECQ CX
+	JNZ crp_row
+crp_done:
+	VZEROUPPER
+	RET
+
 // func addTo(dst, src *float32, n int)
 TEXT ·addTo(SB), NOSPLIT, $0-24
 	MOVQ dst+0(FP), DI

@@ -197,6 +197,35 @@ func pack6() {
 	emit("\tRET")
 }
 
+// copyRowsPad writes rows of lead zeros, cnt values copied from src and
+// trail zeros (AVX): the full output rows of an implicit im2col segment.
+func copyRowsPad() {
+	emit("")
+	emit("// func copyRowsPad(dst *float32, ldd int, src *float32, lds int, rows, lead, cnt, trail int)")
+	emit("TEXT ·copyRowsPad(SB), NOSPLIT, $0-64")
+	for _, l := range []string{
+		"\tMOVQ dst+0(FP), DI", "\tMOVQ ldd+8(FP), R8", "\tSHLQ $2, R8",
+		"\tMOVQ src+16(FP), SI", "\tMOVQ lds+24(FP), R9", "\tSHLQ $2, R9",
+		"\tMOVQ rows+32(FP), CX", "\tMOVQ lead+40(FP), R10", "\tMOVQ cnt+48(FP), R11", "\tMOVQ trail+56(FP), R12",
+		"\tTESTQ CX, CX", "\tJLE crp_done",
+		"crp_row:", "\tMOVQ DI, AX", "\tMOVQ SI, BX", "\tMOVQ R10, DX",
+		"crp_lead:", "\tTESTQ DX, DX", "\tJZ crp_body", "\tMOVL $0, (AX)", "\tADDQ $4, AX", "\tDECQ DX", "\tJMP crp_lead",
+		"crp_body:", "\tMOVQ R11, DX", "\tCMPQ DX, $8", "\tJLT crp_one",
+		"crp_vec:", "\tVMOVUPS (BX), Y0", "\tVMOVUPS Y0, (AX)", "\tADDQ $32, AX", "\tADDQ $32, BX", "\tSUBQ $8, DX", "\tCMPQ DX, $8", "\tJGE crp_vec",
+		// 1..7 values left after at least one vector: one overlapping vector
+		// ending at the last value.
+		"\tTESTQ DX, DX", "\tJZ crp_trail", "\tLEAQ -32(BX)(DX*4), BX", "\tLEAQ -32(AX)(DX*4), AX",
+		"\tVMOVUPS (BX), Y0", "\tVMOVUPS Y0, (AX)", "\tADDQ $32, AX", "\tJMP crp_trail",
+		"crp_one:", "\tTESTQ DX, DX", "\tJZ crp_trail", "\tMOVL (BX), R13", "\tMOVL R13, (AX)", "\tADDQ $4, AX", "\tADDQ $4, BX", "\tDECQ DX", "\tJMP crp_one",
+		"crp_trail:", "\tMOVQ R12, DX",
+		"crp_tz:", "\tTESTQ DX, DX", "\tJZ crp_next", "\tMOVL $0, (AX)", "\tADDQ $4, AX", "\tDECQ DX", "\tJMP crp_tz",
+		"crp_next:", "\tADDQ R8, DI", "\tADDQ R9, SI", "\tDECQ CX", "\tJNZ crp_row",
+		"crp_done:", "\tVZEROUPPER", "\tRET",
+	} {
+		emit("%s", l)
+	}
+}
+
 // addTo writes dst[i] += src[i] for i < n (AVX).
 func addTo() {
 	emit("")
@@ -242,6 +271,7 @@ func main() {
 	kernel("sgemmKernel8x48", 8, 3, 16, "Z", "VPXORD", []int{24, 25, 26}, []int{27, 28, 29, 30, 31})
 	transpose()
 	pack6()
+	copyRowsPad()
 	addTo()
 	if err := os.WriteFile("gemm_amd64.s", []byte(out.String()), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "gemm_asmgen:", err)
