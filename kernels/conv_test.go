@@ -30,6 +30,8 @@ func convCases() []ConvParams {
 		mk(1, 5, 30, 30, 3, 3, 3, 1, 1, 1, 1, 1, 1),   // few channels, big image
 		mk(1, 3, 12, 12, 4, 5, 5, 3, 3, 2, 2, 1, 1),   // 5x5 stride 3
 		mk(1, 2, 9, 9, 2, 3, 3, 1, 1, 0, 0, 3, 3),     // dilation 3 no pad
+		mk(1, 32, 8, 8, 96, 3, 3, 1, 1, 1, 1, 1, 1),   // small map, many outputs: forward split over m, im2col packed once
+		mk(1, 4, 24, 24, 128, 3, 3, 1, 1, 1, 1, 1, 1), // weight gradient split over m, col^T packed once
 	}
 }
 

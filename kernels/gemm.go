@@ -183,7 +183,7 @@ func sgemmWith(kern *microKernel, transA bool, m, n, k int, alpha float32, a []f
 	if nt == 1 || m*n*k < parallelMinFlops {
 		buf := gemmBufs.Get().(*gemmBuf)
 		buf.grow(kern)
-		gemmBlocked(kern, transA, m, n, k, alpha, a, lda, nil, &bs, beta, c, ldc, buf)
+		gemmBlocked(kern, transA, m, n, k, alpha, a, lda, nil, &bs, nil, beta, c, ldc, buf)
 		gemmBufs.Put(buf)
 		return
 	}
@@ -198,18 +198,23 @@ func sgemmWith(kern *microKernel, transA bool, m, n, k int, alpha float32, a []f
 	if chunks <= 1 {
 		buf := gemmBufs.Get().(*gemmBuf)
 		buf.grow(kern)
-		gemmBlocked(kern, transA, m, n, k, alpha, a, lda, nil, &bs, beta, c, ldc, buf)
+		gemmBlocked(kern, transA, m, n, k, alpha, a, lda, nil, &bs, nil, beta, c, ldc, buf)
 		gemmBufs.Put(buf)
 		return
 	}
 	step := (dim + chunks - 1) / chunks
 	step = (step + align - 1) / align * align
 	chunks = (dim + step - 1) / step
-	// Splitting n, every task would pack all of A: pack it once, shared.
-	var apre []float32
-	var apreBuf *[]float32
-	if splitN && chunks > 1 && m*k >= prepackMinA {
-		apreBuf, apre = prepackA(kern, transA, m, k, a, lda)
+	// Splitting n, every task would pack all of A, splitting m all of B
+	// (for a convolution the costlier im2col packing): pack it once,
+	// shared.
+	var apre, bpre []float32
+	var preBuf *[]float32
+	mPad, nPad := (m+kern.mr-1)/kern.mr*kern.mr, (n+kern.nr-1)/kern.nr*kern.nr
+	if splitN && m*k >= prepackMin && mPad*k <= prepackMax {
+		preBuf, apre = prepackA(kern, transA, m, k, a, lda)
+	} else if !splitN && n*k >= prepackMin && nPad*k <= prepackMax {
+		preBuf, bpre = prepackB(kern, n, k, &bs)
 	}
 	gemmParallel(chunks, func(t int) {
 		lo := t * step
@@ -219,7 +224,7 @@ func sgemmWith(kern *microKernel, transA bool, m, n, k int, alpha float32, a []f
 		if splitN {
 			sub := bs
 			sub.j0 += lo
-			gemmBlocked(kern, transA, m, hi-lo, k, alpha, a, lda, apre, &sub, beta, c[lo:], ldc, buf)
+			gemmBlocked(kern, transA, m, hi-lo, k, alpha, a, lda, apre, &sub, nil, beta, c[lo:], ldc, buf)
 		} else {
 			var as []float32
 			if transA {
@@ -227,21 +232,62 @@ func sgemmWith(kern *microKernel, transA bool, m, n, k int, alpha float32, a []f
 			} else {
 				as = a[lo*lda:]
 			}
-			gemmBlocked(kern, transA, hi-lo, n, k, alpha, as, lda, nil, &bs, beta, c[lo*ldc:], ldc, buf)
+			gemmBlocked(kern, transA, hi-lo, n, k, alpha, as, lda, nil, &bs, bpre, beta, c[lo*ldc:], ldc, buf)
 		}
 		gemmBufs.Put(buf)
 	})
-	if apreBuf != nil {
-		aprePool.Put(apreBuf)
+	if preBuf != nil {
+		prePool.Put(preBuf)
 	}
 }
 
-// prepackMinA is the size of A (m*k) from which a product split over n
-// packs A once for all tasks (below it, packing it per task costs less than
-// the extra pass).
-const prepackMinA = 16 * 1024
+// A parallel product packs the operand that every task would need whole
+// once, shared, when it has at least prepackMin values (below, packing it
+// per task costs less than the extra pass) and at most prepackMax (16 MB;
+// larger operands, as fc6's input, are packed per task in cache-sized
+// blocks rather than held whole).
+const (
+	prepackMin = 16 * 1024
+	prepackMax = 4 << 20
+)
 
-var aprePool = sync.Pool{New: func() any { return new([]float32) }}
+var prePool = sync.Pool{New: func() any { return new([]float32) }}
+
+// prepackB packs all of op(B) (k x n) in the layout gemmBlocked reads with
+// bpre: block (jc, pc) of ncPad x kc values from offset jc*k + pc*ncPad,
+// ncPad the block's width rounded up to nr. The panels are packed in
+// parallel.
+func prepackB(kern *microKernel, n, k int, bs *bSource) (*[]float32, []float32) {
+	nr := kern.nr
+	nPad := (n + nr - 1) / nr * nr
+	kcb := kBlock(kern, k)
+	bp := prePool.Get().(*[]float32)
+	if cap(*bp) < nPad*k {
+		*bp = make([]float32, nPad*k)
+	}
+	dst := (*bp)[:nPad*k]
+	type task struct{ jc, nc, pc, kc, j0, j1 int }
+	var tasks []task
+	const group = 8 // panels per task
+	for jc := 0; jc < n; jc += kern.nc {
+		nc := min(kern.nc, n-jc)
+		for pc := 0; pc < k; pc += kcb {
+			for j0 := 0; j0 < nc; j0 += group * nr {
+				tasks = append(tasks, task{jc, nc, pc, min(kcb, k-pc), j0, min(nc, j0+group*nr)})
+			}
+		}
+	}
+	gemmParallel(len(tasks), func(t int) {
+		tk := tasks[t]
+		buf := gemmBufs.Get().(*gemmBuf)
+		ncPad := (tk.nc + nr - 1) / nr * nr
+		off := tk.jc*k + tk.pc*ncPad + tk.j0*tk.kc
+		w := ((tk.j1 - tk.j0 + nr - 1) / nr) * nr
+		bs.pack(nr, tk.pc, tk.jc+tk.j0, tk.kc, tk.j1-tk.j0, dst[off:off+w*tk.kc], buf)
+		gemmBufs.Put(buf)
+	})
+	return bp, dst
+}
 
 // prepackA packs all of op(A) (m x k) in the layout gemmBlocked reads with
 // apre: k block pc (of kBlock size kc) holds mPad*kc values from offset
@@ -251,7 +297,7 @@ func prepackA(kern *microKernel, transA bool, m, k int, a []float32, lda int) (*
 	mr := kern.mr
 	mPad := (m + mr - 1) / mr * mr
 	kcb := kBlock(kern, k)
-	bp := aprePool.Get().(*[]float32)
+	bp := prePool.Get().(*[]float32)
 	if cap(*bp) < mPad*k {
 		*bp = make([]float32, mPad*k)
 	}
@@ -302,7 +348,9 @@ func kBlock(kern *microKernel, k int) int {
 // gemmBlocked is the single-threaded blocked product (GotoBLAS loop order).
 // apre, when not nil, is all of op(A) already packed by prepackA (shared by
 // the tasks of a parallel product); otherwise A blocks are packed here.
-func gemmBlocked(kern *microKernel, transA bool, m, n, k int, alpha float32, a []float32, lda int, apre []float32, bs *bSource, beta float32, c []float32, ldc int, buf *gemmBuf) {
+//
+// bpre, when not nil, is all of op(B) packed by prepackB.
+func gemmBlocked(kern *microKernel, transA bool, m, n, k int, alpha float32, a []float32, lda int, apre []float32, bs *bSource, bpre []float32, beta float32, c []float32, ldc int, buf *gemmBuf) {
 	mr, nr := kern.mr, kern.nr
 	kcb := kBlock(kern, k)
 	mPad := (m + mr - 1) / mr * mr
@@ -310,8 +358,15 @@ func gemmBlocked(kern *microKernel, transA bool, m, n, k int, alpha float32, a [
 		nc := min(kern.nc, n-jc)
 		for pc := 0; pc < k; pc += kcb {
 			kc := min(kcb, k-pc)
-			bp := buf.b[:((nc+nr-1)/nr)*nr*kc]
-			bs.pack(nr, pc, jc, kc, nc, bp, buf)
+			ncPad := ((nc + nr - 1) / nr) * nr
+			var bp []float32
+			if bpre != nil {
+				off := jc*k + pc*ncPad
+				bp = bpre[off : off+ncPad*kc]
+			} else {
+				bp = buf.b[:ncPad*kc]
+				bs.pack(nr, pc, jc, kc, nc, bp, buf)
+			}
 			bet := beta
 			if pc > 0 {
 				bet = 1

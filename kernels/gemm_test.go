@@ -264,12 +264,38 @@ func TestSgemmParallelSharedA(t *testing.T) {
 	for si, s := range sizes {
 		for tr := 0; tr < 4; tr++ {
 			cs := gemmCase{tr&1 != 0, tr&2 != 0, s[0], s[1], s[2], 1, float32(tr % 2), tr % 3}
-			if s[0]*s[2] < prepackMinA {
+			if s[0]*s[2] < prepackMin {
 				t.Fatalf("case %+v does not reach prepackMinA", cs)
 			}
 			want := runGemm(cs, int64(si), sgemmNaive)
 			for _, kern := range kerns {
 				compareC(t, kern.name+"-sharedA", cs, runGemm(cs, int64(si), withKernel(kern)), want)
+			}
+		}
+	}
+}
+
+// TestSgemmParallelSharedB is TestSgemmParallelSharedA for products split
+// over m (B packed once by prepackB), including several nc blocks.
+func TestSgemmParallelSharedB(t *testing.T) {
+	prev := runtime.GOMAXPROCS(4)
+	defer runtime.GOMAXPROCS(prev)
+	var kerns []*microKernel
+	for _, k := range allKernels(t) {
+		small := *k
+		small.mc, small.kc, small.nc = 2*k.mr, 13, 3*k.nr
+		kerns = append(kerns, k, &small)
+	}
+	sizes := [][3]int{{600, 64, 576}, {1000, 37, 513}, {700, 130, 300}, {900, 200, 100}}
+	for si, s := range sizes {
+		for tr := 0; tr < 4; tr++ {
+			cs := gemmCase{tr&1 != 0, tr&2 != 0, s[0], s[1], s[2], 1, float32(tr % 2), tr % 3}
+			if s[1]*s[2] < prepackMin || s[0] < s[1] {
+				t.Fatalf("case %+v is not split over m with B packed once", cs)
+			}
+			want := runGemm(cs, int64(si), sgemmNaive)
+			for _, kern := range kerns {
+				compareC(t, kern.name+"-sharedB", cs, runGemm(cs, int64(si), withKernel(kern)), want)
 			}
 		}
 	}
