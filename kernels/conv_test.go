@@ -372,3 +372,28 @@ func TestRowsPad(t *testing.T) {
 		closeSlices(t, "forward with rowsPadGo", p, got, want, p.C*p.KH*p.KW)
 	}
 }
+
+// TestPanelRows compares the active panelRows (AVX on amd64) with the Go
+// version; values between the panels' rows must stay untouched.
+func TestPanelRows(t *testing.T) {
+	r := rand.New(rand.NewSource(6))
+	for _, nr := range []int{4, 16, 48} {
+		for _, kc := range []int{1, 3} {
+			for np := 0; np <= 4; np++ {
+				src := randSlice(r, 4*nr)
+				want := make([]float32, 4*nr*kc+5)
+				got := make([]float32, len(want))
+				for i := range want {
+					want[i], got[i] = 9, 9
+				}
+				panelRowsGo(src, want, nr, kc, np)
+				panelRows(src, got, nr, kc, np)
+				for i := range want {
+					if got[i] != want[i] {
+						t.Fatalf("nr %d kc %d panels %d: [%d] = %v, want %v", nr, kc, np, i, got[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}

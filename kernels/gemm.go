@@ -461,6 +461,10 @@ func packB(nr int, transB bool, b []float32, ldb, pc, jc, kc, nc int, dst []floa
 		cols := min(nr, nc-jr)
 		d := dst[jr*kc : (jr+nr)*kc]
 		if !transB {
+			if cols == nr {
+				rowsPad(d, nr, b[pc*ldb+jc+jr:], ldb, kc, 0, nr, 0)
+				continue
+			}
 			for p := 0; p < kc; p++ {
 				copyPanelRow(d[p*nr:p*nr+nr], b[(pc+p)*ldb+jc+jr:], cols)
 			}

@@ -795,6 +795,34 @@ crp_done:
 	VZEROUPPER
 	RET
 
+// func scatterPanels(src, dst *float32, nvec, npanels, dstStride int)
+TEXT ·scatterPanels(SB), NOSPLIT, $0-40
+	MOVQ src+0(FP), SI
+	MOVQ dst+8(FP), DI
+	MOVQ nvec+16(FP), R8
+	MOVQ npanels+24(FP), CX
+	MOVQ dstStride+32(FP), R9
+	TESTQ CX, CX
+	JLE sp_done
+	TESTQ R8, R8
+	JLE sp_done
+sp_panel:
+	MOVQ R8, DX
+	MOVQ DI, AX
+sp_vec:
+	VMOVUPS (SI), Y0
+	VMOVUPS Y0, (AX)
+	ADDQ $32, SI
+	ADDQ $32, AX
+	DECQ DX
+	JNZ sp_vec
+	ADDQ R9, DI
+	DECQ CX
+	JNZ sp_panel
+sp_done:
+	VZEROUPPER
+	RET
+
 // func addTo(dst, src *float32, n int)
 TEXT ·addTo(SB), NOSPLIT, $0-24
 	MOVQ dst+0(FP), DI

@@ -226,6 +226,26 @@ func copyRowsPad() {
 	}
 }
 
+// scatterPanels copies npanels consecutive blocks of nvec*8 values from src
+// to dst, the blocks dstStride bytes apart (AVX): one k step of an implicit
+// im2col row into the B panels.
+func scatterPanels() {
+	emit("")
+	emit("// func scatterPanels(src, dst *float32, nvec, npanels, dstStride int)")
+	emit("TEXT ·scatterPanels(SB), NOSPLIT, $0-40")
+	for _, l := range []string{
+		"\tMOVQ src+0(FP), SI", "\tMOVQ dst+8(FP), DI", "\tMOVQ nvec+16(FP), R8",
+		"\tMOVQ npanels+24(FP), CX", "\tMOVQ dstStride+32(FP), R9",
+		"\tTESTQ CX, CX", "\tJLE sp_done", "\tTESTQ R8, R8", "\tJLE sp_done",
+		"sp_panel:", "\tMOVQ R8, DX", "\tMOVQ DI, AX",
+		"sp_vec:", "\tVMOVUPS (SI), Y0", "\tVMOVUPS Y0, (AX)", "\tADDQ $32, SI", "\tADDQ $32, AX", "\tDECQ DX", "\tJNZ sp_vec",
+		"\tADDQ R9, DI", "\tDECQ CX", "\tJNZ sp_panel",
+		"sp_done:", "\tVZEROUPPER", "\tRET",
+	} {
+		emit("%s", l)
+	}
+}
+
 // addTo writes dst[i] += src[i] for i < n (AVX).
 func addTo() {
 	emit("")
@@ -272,6 +292,7 @@ func main() {
 	transpose()
 	pack6()
 	copyRowsPad()
+	scatterPanels()
 	addTo()
 	if err := os.WriteFile("gemm_amd64.s", []byte(out.String()), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "gemm_asmgen:", err)

@@ -16,11 +16,31 @@ func addTo(dst, src *float32, n int)
 //go:noescape
 func copyRowsPad(dst *float32, ldd int, src *float32, lds int, rows, lead, cnt, trail int)
 
+// scatterPanels copies npanels blocks of nvec*8 values from src to dst,
+// the blocks dstStride bytes apart (AVX), in gemm_amd64.s.
+//
+//go:noescape
+func scatterPanels(src, dst *float32, nvec, npanels, dstStride int)
+
 func init() {
 	if cpu.X86.HasAVX {
 		addVec = addVecAsm
 		rowsPad = rowsPadAsm
+		panelRows = panelRowsAsm
 	}
+}
+
+func panelRowsAsm(src, dst []float32, nr, kc, npanels int) {
+	if npanels <= 0 {
+		return
+	}
+	if nr%8 != 0 {
+		panelRowsGo(src, dst, nr, kc, npanels)
+		return
+	}
+	_ = src[npanels*nr-1]
+	_ = dst[(npanels-1)*nr*kc+nr-1]
+	scatterPanels(&src[0], &dst[0], nr/8, npanels, 4*nr*kc)
 }
 
 func rowsPadAsm(dst []float32, ldd int, src []float32, lds, rows, lead, cnt, trail int) {

@@ -105,6 +105,17 @@ func (s *colSource) fullRows(xc []float32, i, rows, u, off, jlo, jhi int, dst []
 	return rows
 }
 
+// panelRows copies src[p*nr:(p+1)*nr] to dst[p*nr*kc:] for p < npanels:
+// one k step of npanels full B panels; replaced by a SIMD version where
+// available.
+var panelRows = panelRowsGo
+
+func panelRowsGo(src, dst []float32, nr, kc, npanels int) {
+	for p := 0; p < npanels; p++ {
+		copy(dst[p*nr*kc:p*nr*kc+nr], src[p*nr:(p+1)*nr])
+	}
+}
+
 // rowsPad writes rows rows of dst (row stride ldd), each lead zeros, cnt
 // values from the matching row of src (row stride lds) and trail zeros;
 // replaced by a SIMD version where available.
@@ -129,9 +140,11 @@ func (s *colSource) pack(nr, pc, jc, kc, nc int, dst []float32, buf *gemmBuf) {
 			buf.colTmp = make([]float32, max(nc, nr*kc))
 		}
 		row := buf.colTmp[:nc]
+		full := nc / nr
 		for q := 0; q < kc; q++ {
 			s.segment(pc+q, jc, row)
-			for jr := 0; jr < nc; jr += nr {
+			panelRows(row, dst[q*nr:], nr, kc, full)
+			for jr := full * nr; jr < nc; jr += nr {
 				copyPanelRow(dst[jr*kc+q*nr:jr*kc+q*nr+nr], row[jr:], min(nr, nc-jr))
 			}
 		}
