@@ -42,6 +42,18 @@ func kernel(name string, mr, nvec, vw int, reg, zero string, bregs, bcregs []int
 	emit("\tMOVQ c+24(FP), DX")
 	emit("\tMOVQ ldc+32(FP), R8")
 	emit("\tSHLQ $2, R8")
+	// Prefetch the C tile: its lines are read (beta != 0) or written at the
+	// end, after kc steps that bring nothing of C into the cache.
+	emit("\tMOVQ DX, R10")
+	for row := 0; row < mr; row++ {
+		for o := 0; o < 4*nr; o += 64 {
+			emit("\tPREFETCHT0 %d(R10)", o)
+		}
+		emit("\tPREFETCHT0 %d(R10)", 4*nr-4)
+		if row < mr-1 {
+			emit("\tADDQ R8, R10")
+		}
+	}
 	for i := 0; i < mr*nvec; i++ {
 		emit("\t%s %s, %s, %s", zero, r(i), r(i), r(i))
 	}
