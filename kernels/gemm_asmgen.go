@@ -119,6 +119,27 @@ func kernel(name string, mr, nvec, vw int, reg, zero string, bregs, bcregs []int
 	emit("")
 }
 
+// transposeNet transposes the 8x8 block in rows Y0..Y7 into Y8..Y15 (row
+// o of the transpose in Y(8+o)); Y0..Y7 are clobbered. Interleave row
+// pairs, then 64-bit pairs, then 128-bit lanes.
+func transposeNet() {
+	for q := 0; q < 4; q++ {
+		emit("\tVUNPCKLPS Y%d, Y%d, Y%d", 2*q+1, 2*q, 8+2*q)
+		emit("\tVUNPCKHPS Y%d, Y%d, Y%d", 2*q+1, 2*q, 9+2*q)
+	}
+	for h := 0; h < 2; h++ {
+		t0, t1, t2, t3 := 8+4*h, 9+4*h, 10+4*h, 11+4*h
+		emit("\tVSHUFPS $0x44, Y%d, Y%d, Y%d", t2, t0, 4*h)
+		emit("\tVSHUFPS $0xEE, Y%d, Y%d, Y%d", t2, t0, 1+4*h)
+		emit("\tVSHUFPS $0x44, Y%d, Y%d, Y%d", t3, t1, 2+4*h)
+		emit("\tVSHUFPS $0xEE, Y%d, Y%d, Y%d", t3, t1, 3+4*h)
+	}
+	for q := 0; q < 4; q++ {
+		emit("\tVPERM2F128 $0x20, Y%d, Y%d, Y%d", 4+q, q, 8+q)
+		emit("\tVPERM2F128 $0x31, Y%d, Y%d, Y%d", 4+q, q, 12+q)
+	}
+}
+
 // transpose writes dst[j*ldd+i] = src[i*lds+j] for i, j < 8 (AVX).
 func transpose() {
 	emit("")
@@ -136,22 +157,7 @@ func transpose() {
 			emit("\tADDQ AX, SI")
 		}
 	}
-	// Interleave row pairs, then 64-bit pairs, then 128-bit lanes.
-	for q := 0; q < 4; q++ {
-		emit("\tVUNPCKLPS Y%d, Y%d, Y%d", 2*q+1, 2*q, 8+2*q)
-		emit("\tVUNPCKHPS Y%d, Y%d, Y%d", 2*q+1, 2*q, 9+2*q)
-	}
-	for h := 0; h < 2; h++ {
-		t0, t1, t2, t3 := 8+4*h, 9+4*h, 10+4*h, 11+4*h
-		emit("\tVSHUFPS $0x44, Y%d, Y%d, Y%d", t2, t0, 4*h)
-		emit("\tVSHUFPS $0xEE, Y%d, Y%d, Y%d", t2, t0, 1+4*h)
-		emit("\tVSHUFPS $0x44, Y%d, Y%d, Y%d", t3, t1, 2+4*h)
-		emit("\tVSHUFPS $0xEE, Y%d, Y%d, Y%d", t3, t1, 3+4*h)
-	}
-	for q := 0; q < 4; q++ {
-		emit("\tVPERM2F128 $0x20, Y%d, Y%d, Y%d", 4+q, q, 8+q)
-		emit("\tVPERM2F128 $0x31, Y%d, Y%d, Y%d", 4+q, q, 12+q)
-	}
+	transposeNet()
 	for o := 0; o < 8; o++ {
 		emit("\tVMOVUPS Y%d, (DI)", 8+o)
 		if o < 7 {
@@ -184,21 +190,7 @@ func pack6() {
 	}
 	emit("\tVXORPS Y6, Y6, Y6")
 	emit("\tVXORPS Y7, Y7, Y7")
-	for q := 0; q < 4; q++ {
-		emit("\tVUNPCKLPS Y%d, Y%d, Y%d", 2*q+1, 2*q, 8+2*q)
-		emit("\tVUNPCKHPS Y%d, Y%d, Y%d", 2*q+1, 2*q, 9+2*q)
-	}
-	for h := 0; h < 2; h++ {
-		t0, t1, t2, t3 := 8+4*h, 9+4*h, 10+4*h, 11+4*h
-		emit("\tVSHUFPS $0x44, Y%d, Y%d, Y%d", t2, t0, 4*h)
-		emit("\tVSHUFPS $0xEE, Y%d, Y%d, Y%d", t2, t0, 1+4*h)
-		emit("\tVSHUFPS $0x44, Y%d, Y%d, Y%d", t3, t1, 2+4*h)
-		emit("\tVSHUFPS $0xEE, Y%d, Y%d, Y%d", t3, t1, 3+4*h)
-	}
-	for q := 0; q < 4; q++ {
-		emit("\tVPERM2F128 $0x20, Y%d, Y%d, Y%d", 4+q, q, 8+q)
-		emit("\tVPERM2F128 $0x31, Y%d, Y%d, Y%d", 4+q, q, 12+q)
-	}
+	transposeNet()
 	for o := 0; o < 7; o++ {
 		emit("\tVMOVUPS Y%d, %d(DI)", 8+o, 24*o)
 	}

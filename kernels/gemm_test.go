@@ -252,32 +252,22 @@ func TestPack6(t *testing.T) {
 // for all tasks (prepackA), at GOMAXPROCS 4 whatever the machine, with the
 // real and with tiny cache blocks (several k and m blocks, partial panels).
 func TestSgemmParallelSharedA(t *testing.T) {
-	prev := runtime.GOMAXPROCS(4)
-	defer runtime.GOMAXPROCS(prev)
-	var kerns []*microKernel
-	for _, k := range allKernels(t) {
-		small := *k
-		small.mc, small.kc, small.nc = 2*k.mr, 13, 3*k.nr
-		kerns = append(kerns, k, &small)
-	}
-	sizes := [][3]int{{64, 600, 576}, {37, 1000, 513}, {130, 700, 300}}
-	for si, s := range sizes {
-		for tr := 0; tr < 4; tr++ {
-			cs := gemmCase{tr&1 != 0, tr&2 != 0, s[0], s[1], s[2], 1, float32(tr % 2), tr % 3}
-			if s[0]*s[2] < prepackMin {
-				t.Fatalf("case %+v does not reach prepackMinA", cs)
-			}
-			want := runGemm(cs, int64(si), sgemmNaive)
-			for _, kern := range kerns {
-				compareC(t, kern.name+"-sharedA", cs, runGemm(cs, int64(si), withKernel(kern)), want)
-			}
-		}
-	}
+	testSharedPack(t, "sharedA", [][3]int{{64, 600, 576}, {37, 1000, 513}, {130, 700, 300}}, func(m, n, k int) bool {
+		return n >= m && m*k >= prepackMin
+	})
 }
 
 // TestSgemmParallelSharedB is TestSgemmParallelSharedA for products split
 // over m (B packed once by prepackB), including several nc blocks.
 func TestSgemmParallelSharedB(t *testing.T) {
+	testSharedPack(t, "sharedB", [][3]int{{600, 64, 576}, {1000, 37, 513}, {700, 130, 300}, {900, 200, 100}}, func(m, n, k int) bool {
+		return m > n && n*k >= prepackMin
+	})
+}
+
+// testSharedPack runs the sizes (m, n, k), each of which must take the
+// shared-packing path (takes), in the four transpose combinations.
+func testSharedPack(t *testing.T, what string, sizes [][3]int, takes func(m, n, k int) bool) {
 	prev := runtime.GOMAXPROCS(4)
 	defer runtime.GOMAXPROCS(prev)
 	var kerns []*microKernel
@@ -286,16 +276,15 @@ func TestSgemmParallelSharedB(t *testing.T) {
 		small.mc, small.kc, small.nc = 2*k.mr, 13, 3*k.nr
 		kerns = append(kerns, k, &small)
 	}
-	sizes := [][3]int{{600, 64, 576}, {1000, 37, 513}, {700, 130, 300}, {900, 200, 100}}
 	for si, s := range sizes {
+		if !takes(s[0], s[1], s[2]) {
+			t.Fatalf("size %v does not take the %s path", s, what)
+		}
 		for tr := 0; tr < 4; tr++ {
 			cs := gemmCase{tr&1 != 0, tr&2 != 0, s[0], s[1], s[2], 1, float32(tr % 2), tr % 3}
-			if s[1]*s[2] < prepackMin || s[0] < s[1] {
-				t.Fatalf("case %+v is not split over m with B packed once", cs)
-			}
 			want := runGemm(cs, int64(si), sgemmNaive)
 			for _, kern := range kerns {
-				compareC(t, kern.name+"-sharedB", cs, runGemm(cs, int64(si), withKernel(kern)), want)
+				compareC(t, kern.name+"-"+what, cs, runGemm(cs, int64(si), withKernel(kern)), want)
 			}
 		}
 	}
