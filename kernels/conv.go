@@ -35,7 +35,8 @@ func (p ConvParams) Validate() error {
 
 // ConvWorkspace is scratch memory owned by one compiled op and reused on
 // every run (no per-run allocation once it has grown to size). It holds the
-// im2col column buffer of the fast convolution paths. A workspace must not
+// backward-data pass's scratch: the flipped kernel (stride 1) or one band
+// of the column matrix (other strides, at most 16 MB). A workspace must not
 // be used by two calls at the same time; a nil *ConvWorkspace makes each
 // call allocate its own scratch.
 type ConvWorkspace struct {
