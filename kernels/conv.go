@@ -35,7 +35,8 @@ func (p ConvParams) Validate() error {
 
 // ConvWorkspace is scratch memory owned by one compiled op and reused on
 // every run (no per-run allocation once it has grown to size). It holds the
-// im2col column buffer of the fast convolution paths. A workspace must not
+// backward-data pass's scratch: the flipped kernel (stride 1) or one band
+// of the column matrix (other strides, at most 16 MB). A workspace must not
 // be used by two calls at the same time; a nil *ConvWorkspace makes each
 // call allocate its own scratch.
 type ConvWorkspace struct {
@@ -118,26 +119,102 @@ func ConvForward(p ConvParams, x, w, bias, y []float32, ws *ConvWorkspace) {
 
 // ConvBackwardData computes dx = conv_transpose(dy, w); dx is overwritten.
 //
-// Each image is one GEMM dcol (C*KH*KW x OH*OW) = W^T * dy_n followed by
-// col2im into dx_n (1x1 stride-1 unpadded convolutions write dx_n directly).
+// Stride-1 convolutions (the 3x3 convs of ResNet blocks, FPN and the RPN
+// head) run as the forward convolution of dy with the flipped, transposed
+// kernel: dx_n (C x H*W) = W' (C x K*KH*KW) * im2col'(dy_n), the im2col
+// operand packed on the fly as in ConvForward. No column matrix, no col2im,
+// and the only scratch is W' (the size of the weights): for a 3x3
+// 256-channel conv at 200x304 the column matrix was 560 MB.
+//
+// Other strides run one GEMM dcol = W^T * dy_n per band of output rows
+// into a bounded column buffer (at most colBandFloats values, or one output
+// row) and col2im it into dx_n; 1x1 stride-1 unpadded convolutions write
+// dx_n directly.
 func ConvBackwardData(p ConvParams, dy, w, dx []float32, ws *ConvWorkspace) {
 	oh, ow := p.OutHW()
 	ohw, ckk := oh*ow, p.C*p.KH*p.KW
 	chw := p.C * p.H * p.W
 	mustConv("ConvBackwardData", p, "dy", dy, p.N*p.K*ohw, "w", w, p.K*ckk, "dx", dx, p.N*chw)
-	var col []float32
-	if !p.isPointwise() {
-		col = ws.Get(ckk * ohw)
+	if p.isPointwise() {
+		for n := 0; n < p.N; n++ {
+			Sgemm(true, false, ckk, ohw, p.K, 1, w, ckk, dy[n*p.K*ohw:(n+1)*p.K*ohw], ohw, 0, dx[n*chw:(n+1)*chw], ohw)
+		}
+		return
 	}
+	if q, ok := p.transposedForward(); ok && !bwdDataViaCol {
+		kkk := p.K * p.KH * p.KW
+		wf := ws.Get(p.C * kkk)
+		flipKernel(p, w, wf)
+		hw := p.H * p.W
+		for n := 0; n < p.N; n++ {
+			sgemmCol(false, p.C, hw, kkk, wf, kkk, newColSource(q, dy[n*p.K*ohw:(n+1)*p.K*ohw], false), 0, dx[n*chw:(n+1)*chw], hw)
+		}
+		return
+	}
+	band := max(1, min(oh, colBandFloats/(ckk*ow)))
+	if bwdDataBandRows > 0 {
+		band = min(oh, bwdDataBandRows)
+	}
+	col := ws.Get(ckk * band * ow)
 	for n := 0; n < p.N; n++ {
 		dyn := dy[n*p.K*ohw : (n+1)*p.K*ohw]
 		dxn := dx[n*chw : (n+1)*chw]
-		if col == nil {
-			Sgemm(true, false, ckk, ohw, p.K, 1, w, ckk, dyn, ohw, 0, dxn, ohw)
-			continue
+		clear(dxn)
+		for i0 := 0; i0 < oh; i0 += band {
+			i1 := min(oh, i0+band)
+			cols := (i1 - i0) * ow
+			Sgemm(true, false, ckk, cols, p.K, 1, w, ckk, dyn[i0*ow:], ohw, 0, col, cols)
+			col2imAdd(p, col[:ckk*cols], dxn, i0, i1)
 		}
-		Sgemm(true, false, ckk, ohw, p.K, 1, w, ckk, dyn, ohw, 0, col, ohw)
-		col2im(p, col, dxn)
+	}
+}
+
+// colBandFloats bounds the column buffer of the banded backward-data path
+// (16 MB).
+const colBandFloats = 4 << 20
+
+// bwdDataViaCol forces the banded im2col path for stride-1 convolutions too,
+// and bwdDataBandRows > 0 sets its band height (tests and A/B benchmarks).
+var (
+	bwdDataViaCol   = false
+	bwdDataBandRows = 0
+)
+
+// transposedForward returns the forward convolution whose output is the
+// data gradient of p when p has stride 1: input dy (K x OH x OW), K'=C
+// outputs, padding dil*(k-1)-pad on each side (so that its output is H x W).
+func (p ConvParams) transposedForward() (ConvParams, bool) {
+	if p.StrideH != 1 || p.StrideW != 1 {
+		return ConvParams{}, false
+	}
+	oh, ow := p.OutHW()
+	q := ConvParams{
+		N: 1, C: p.K, H: oh, W: ow, K: p.C, KH: p.KH, KW: p.KW,
+		StrideH: 1, StrideW: 1,
+		PadH: p.DilH*(p.KH-1) - p.PadH, PadW: p.DilW*(p.KW-1) - p.PadW,
+		DilH: p.DilH, DilW: p.DilW,
+	}
+	if q.PadH < 0 || q.PadW < 0 {
+		return ConvParams{}, false
+	}
+	if qh, qw := q.OutHW(); qh != p.H || qw != p.W {
+		return ConvParams{}, false
+	}
+	return q, true
+}
+
+// flipKernel writes wf[c][k][u][v] = w[k][c][KH-1-u][KW-1-v] (C x K*KH*KW):
+// the kernel of the transposed forward convolution.
+func flipKernel(p ConvParams, w, wf []float32) {
+	kk := p.KH * p.KW
+	for k := 0; k < p.K; k++ {
+		for c := 0; c < p.C; c++ {
+			src := w[(k*p.C+c)*kk : (k*p.C+c+1)*kk]
+			dst := wf[(c*p.K+k)*kk : (c*p.K+k+1)*kk]
+			for i, v := range src {
+				dst[kk-1-i] = v
+			}
+		}
 	}
 }
 

@@ -85,6 +85,11 @@ func BenchmarkConvParts(b *testing.B) {
 		{"forward", l.fwd},
 		{"backwardData", func() { ConvBackwardData(l.p, l.dy, l.w, l.dx, &l.ws) }},
 		{"backwardWeight", func() { ConvBackwardWeight(l.p, l.x, l.dy, l.dw, nil, &l.ws) }},
+		{"backwardDataViaCol", func() {
+			bwdDataViaCol = true
+			ConvBackwardData(l.p, l.dy, l.w, l.dx, &l.ws)
+			bwdDataViaCol = false
+		}},
 	}
 	for _, pt := range parts {
 		b.Run(pt.name, func(b *testing.B) {

@@ -30,6 +30,8 @@ func convCases() []ConvParams {
 		mk(1, 5, 30, 30, 3, 3, 3, 1, 1, 1, 1, 1, 1),   // few channels, big image
 		mk(1, 3, 12, 12, 4, 5, 5, 3, 3, 2, 2, 1, 1),   // 5x5 stride 3
 		mk(1, 2, 9, 9, 2, 3, 3, 1, 1, 0, 0, 3, 3),     // dilation 3 no pad
+		mk(1, 32, 8, 8, 96, 3, 3, 1, 1, 1, 1, 1, 1),   // small map, many outputs: forward split over m, im2col packed once
+		mk(1, 4, 24, 24, 128, 3, 3, 1, 1, 1, 1, 1, 1), // weight gradient split over m, col^T packed once
 	}
 }
 
@@ -262,6 +264,134 @@ func TestColSourceSegment(t *testing.T) {
 			for j, v := range seg {
 				if want := col[row*ohw+j0+j]; v != want {
 					t.Fatalf("case %d row %d col %d: %v, want %v", ci, row, j0+j, v, want)
+				}
+			}
+		}
+	}
+}
+
+// TestConvBackwardDataPaths runs every case through both backward-data
+// paths (the transposed forward convolution of stride-1 convs and the
+// banded column matrix with col2im), the latter with bands of 1, 2 and 3
+// output rows and unbanded, against the naive adjoint.
+func TestConvBackwardDataPaths(t *testing.T) {
+	defer func(v bool, b int) { bwdDataViaCol, bwdDataBandRows = v, b }(bwdDataViaCol, bwdDataBandRows)
+	transposed := 0
+	for ci, p := range convCases() {
+		if _, ok := p.transposedForward(); ok && !p.isPointwise() {
+			transposed++
+		}
+		r := rand.New(rand.NewSource(int64(ci)))
+		oh, ow := p.OutHW()
+		w := randSlice(r, p.K*p.C*p.KH*p.KW)
+		dy := randSlice(r, p.N*p.K*oh*ow)
+		want := make([]float32, p.N*p.C*p.H*p.W)
+		convBackwardDataNaive(p, dy, w, want)
+		for _, mode := range []struct {
+			viaCol bool
+			band   int
+		}{{false, 0}, {true, 0}, {true, 1}, {true, 2}, {true, 3}} {
+			bwdDataViaCol, bwdDataBandRows = mode.viaCol, mode.band
+			got := make([]float32, len(want))
+			for i := range got {
+				got[i] = float32(math.NaN())
+			}
+			var ws ConvWorkspace
+			ConvBackwardData(p, dy, w, got, &ws)
+			closeSlices(t, fmt.Sprintf("backward-data viaCol=%v band=%d", mode.viaCol, mode.band), p, got, want, p.K*p.KH*p.KW)
+		}
+	}
+	if transposed < 5 {
+		t.Fatalf("only %d cases take the transposed-forward path", transposed)
+	}
+}
+
+// TestConvBackwardDataNoColumnMatrix pins the workspace of the stride-1
+// path to the flipped kernel (no column matrix) and that of the strided
+// path to one band.
+func TestConvBackwardDataNoColumnMatrix(t *testing.T) {
+	p := conv2d(1, 32, 40, 40, 16, 3, 1, 1)
+	r := rand.New(rand.NewSource(2))
+	w := randSlice(r, 16*32*9)
+	dy := randSlice(r, 16*40*40)
+	dx := make([]float32, 32*40*40)
+	var ws ConvWorkspace
+	ConvBackwardData(p, dy, w, dx, &ws)
+	if ws.Cap() != len(w) {
+		t.Fatalf("stride 1: workspace %d floats, want the flipped kernel's %d", ws.Cap(), len(w))
+	}
+	p = conv2d(1, 32, 400, 400, 16, 3, 2, 1)
+	dy = randSlice(r, 16*200*200)
+	dx = make([]float32, 32*400*400)
+	ws = ConvWorkspace{}
+	ConvBackwardData(p, dy, w, dx, &ws)
+	if ws.Cap() > colBandFloats {
+		t.Fatalf("stride 2: workspace %d floats, want <= %d", ws.Cap(), colBandFloats)
+	}
+}
+
+// TestRowsPad compares the active rowsPad (AVX on amd64) with the Go
+// version over counts around the vector width, and runs the convolution
+// cases with the Go version.
+func TestRowsPad(t *testing.T) {
+	r := rand.New(rand.NewSource(4))
+	src := randSlice(r, 40*30)
+	for _, rows := range []int{1, 3} {
+		for _, lead := range []int{0, 1, 2} {
+			for _, cnt := range []int{1, 5, 7, 8, 9, 15, 16, 17, 23} {
+				for _, trail := range []int{0, 1, 3} {
+					ldd := lead + cnt + trail + 2
+					want := make([]float32, rows*ldd)
+					got := make([]float32, rows*ldd)
+					for i := range want {
+						want[i], got[i] = 9, 9 // padding columns must stay 9
+					}
+					rowsPadGo(want, ldd, src[5:], 30, rows, lead, cnt, trail)
+					rowsPad(got, ldd, src[5:], 30, rows, lead, cnt, trail)
+					for i := range want {
+						if got[i] != want[i] {
+							t.Fatalf("rows %d lead %d cnt %d trail %d: [%d] = %v, want %v", rows, lead, cnt, trail, i, got[i], want[i])
+						}
+					}
+				}
+			}
+		}
+	}
+	prev := rowsPad
+	rowsPad = rowsPadGo
+	defer func() { rowsPad = prev }()
+	for ci, p := range convCases() {
+		rr := rand.New(rand.NewSource(int64(ci)))
+		oh, ow := p.OutHW()
+		x := randSlice(rr, p.N*p.C*p.H*p.W)
+		w := randSlice(rr, p.K*p.C*p.KH*p.KW)
+		want := make([]float32, p.N*p.K*oh*ow)
+		got := make([]float32, len(want))
+		convForwardNaive(p, x, w, nil, want)
+		ConvForward(p, x, w, nil, got, nil)
+		closeSlices(t, "forward with rowsPadGo", p, got, want, p.C*p.KH*p.KW)
+	}
+}
+
+// TestPanelRows compares the active panelRows (AVX on amd64) with the Go
+// version; values between the panels' rows must stay untouched.
+func TestPanelRows(t *testing.T) {
+	r := rand.New(rand.NewSource(6))
+	for _, nr := range []int{4, 16, 48} {
+		for _, kc := range []int{1, 3} {
+			for np := 0; np <= 4; np++ {
+				src := randSlice(r, 4*nr)
+				want := make([]float32, 4*nr*kc+5)
+				got := make([]float32, len(want))
+				for i := range want {
+					want[i], got[i] = 9, 9
+				}
+				panelRowsGo(src, want, nr, kc, np)
+				panelRows(src, got, nr, kc, np)
+				for i := range want {
+					if got[i] != want[i] {
+						t.Fatalf("nr %d kc %d panels %d: [%d] = %v, want %v", nr, kc, np, i, got[i], want[i])
+					}
 				}
 			}
 		}

@@ -183,7 +183,7 @@ func sgemmWith(kern *microKernel, transA bool, m, n, k int, alpha float32, a []f
 	if nt == 1 || m*n*k < parallelMinFlops {
 		buf := gemmBufs.Get().(*gemmBuf)
 		buf.grow(kern)
-		gemmBlocked(kern, transA, m, n, k, alpha, a, lda, &bs, beta, c, ldc, buf)
+		gemmBlocked(kern, transA, m, n, k, alpha, a, lda, nil, &bs, nil, beta, c, ldc, buf)
 		gemmBufs.Put(buf)
 		return
 	}
@@ -198,13 +198,24 @@ func sgemmWith(kern *microKernel, transA bool, m, n, k int, alpha float32, a []f
 	if chunks <= 1 {
 		buf := gemmBufs.Get().(*gemmBuf)
 		buf.grow(kern)
-		gemmBlocked(kern, transA, m, n, k, alpha, a, lda, &bs, beta, c, ldc, buf)
+		gemmBlocked(kern, transA, m, n, k, alpha, a, lda, nil, &bs, nil, beta, c, ldc, buf)
 		gemmBufs.Put(buf)
 		return
 	}
 	step := (dim + chunks - 1) / chunks
 	step = (step + align - 1) / align * align
 	chunks = (dim + step - 1) / step
+	// Splitting n, every task would pack all of A, splitting m all of B
+	// (for a convolution the costlier im2col packing): pack it once,
+	// shared.
+	var apre, bpre []float32
+	var preBuf *[]float32
+	mPad, nPad := (m+kern.mr-1)/kern.mr*kern.mr, (n+kern.nr-1)/kern.nr*kern.nr
+	if splitN && m*k >= prepackMin && mPad*k <= prepackMax {
+		preBuf, apre = prepackA(kern, transA, m, k, a, lda)
+	} else if !splitN && n*k >= prepackMin && nPad*k <= prepackMax {
+		preBuf, bpre = prepackB(kern, n, k, &bs)
+	}
 	gemmParallel(chunks, func(t int) {
 		lo := t * step
 		hi := min(dim, lo+step)
@@ -213,7 +224,7 @@ func sgemmWith(kern *microKernel, transA bool, m, n, k int, alpha float32, a []f
 		if splitN {
 			sub := bs
 			sub.j0 += lo
-			gemmBlocked(kern, transA, m, hi-lo, k, alpha, a, lda, &sub, beta, c[lo:], ldc, buf)
+			gemmBlocked(kern, transA, m, hi-lo, k, alpha, a, lda, apre, &sub, nil, beta, c[lo:], ldc, buf)
 		} else {
 			var as []float32
 			if transA {
@@ -221,10 +232,89 @@ func sgemmWith(kern *microKernel, transA bool, m, n, k int, alpha float32, a []f
 			} else {
 				as = a[lo*lda:]
 			}
-			gemmBlocked(kern, transA, hi-lo, n, k, alpha, as, lda, &bs, beta, c[lo*ldc:], ldc, buf)
+			gemmBlocked(kern, transA, hi-lo, n, k, alpha, as, lda, nil, &bs, bpre, beta, c[lo*ldc:], ldc, buf)
 		}
 		gemmBufs.Put(buf)
 	})
+	if preBuf != nil {
+		prePool.Put(preBuf)
+	}
+}
+
+// A parallel product packs the operand that every task would need whole
+// once, shared, when it has at least prepackMin values (below, packing it
+// per task costs less than the extra pass) and at most prepackMax (16 MB;
+// larger operands, as fc6's input, are packed per task in cache-sized
+// blocks rather than held whole).
+const (
+	prepackMin = 16 * 1024
+	prepackMax = 4 << 20
+)
+
+var prePool = sync.Pool{New: func() any { return new([]float32) }}
+
+// prepackB packs all of op(B) (k x n) in the layout gemmBlocked reads with
+// bpre: block (jc, pc) of ncPad x kc values from offset jc*k + pc*ncPad,
+// ncPad the block's width rounded up to nr. The panels are packed in
+// parallel.
+func prepackB(kern *microKernel, n, k int, bs *bSource) (*[]float32, []float32) {
+	nr := kern.nr
+	nPad := (n + nr - 1) / nr * nr
+	kcb := kBlock(kern, k)
+	bp := prePool.Get().(*[]float32)
+	if cap(*bp) < nPad*k {
+		*bp = make([]float32, nPad*k)
+	}
+	dst := (*bp)[:nPad*k]
+	type task struct{ jc, nc, pc, kc, j0, j1 int }
+	var tasks []task
+	const group = 8 // panels per task
+	for jc := 0; jc < n; jc += kern.nc {
+		nc := min(kern.nc, n-jc)
+		for pc := 0; pc < k; pc += kcb {
+			for j0 := 0; j0 < nc; j0 += group * nr {
+				tasks = append(tasks, task{jc, nc, pc, min(kcb, k-pc), j0, min(nc, j0+group*nr)})
+			}
+		}
+	}
+	gemmParallel(len(tasks), func(t int) {
+		tk := tasks[t]
+		buf := gemmBufs.Get().(*gemmBuf)
+		ncPad := (tk.nc + nr - 1) / nr * nr
+		off := tk.jc*k + tk.pc*ncPad + tk.j0*tk.kc
+		w := ((tk.j1 - tk.j0 + nr - 1) / nr) * nr
+		bs.pack(nr, tk.pc, tk.jc+tk.j0, tk.kc, tk.j1-tk.j0, dst[off:off+w*tk.kc], buf)
+		gemmBufs.Put(buf)
+	})
+	return bp, dst
+}
+
+// prepackA packs all of op(A) (m x k) in the layout gemmBlocked reads with
+// apre: k block pc (of kBlock size kc) holds mPad*kc values from offset
+// pc*mPad, the panels of rows ic.. starting at pc*mPad + ic*kc. The panels
+// are packed in parallel.
+func prepackA(kern *microKernel, transA bool, m, k int, a []float32, lda int) (*[]float32, []float32) {
+	mr := kern.mr
+	mPad := (m + mr - 1) / mr * mr
+	kcb := kBlock(kern, k)
+	bp := prePool.Get().(*[]float32)
+	if cap(*bp) < mPad*k {
+		*bp = make([]float32, mPad*k)
+	}
+	dst := (*bp)[:mPad*k]
+	const group = 16 // row panels per task
+	rowsPer := group * mr
+	groups := (m + rowsPer - 1) / rowsPer
+	kblocks := (k + kcb - 1) / kcb
+	gemmParallel(groups*kblocks, func(t int) {
+		pc := (t / groups) * kcb
+		ic := (t % groups) * rowsPer
+		kc := min(kcb, k-pc)
+		mc := min(rowsPer, m-ic)
+		off := pc*mPad + ic*kc
+		packA(mr, transA, a, lda, ic, pc, mc, kc, dst[off:off+((mc+mr-1)/mr)*mr*kc])
+	})
+	return bp, dst
 }
 
 // scaleMat sets C = beta*C (C = 0 when beta == 0, without reading C).
@@ -241,11 +331,10 @@ func scaleMat(c []float32, m, n, ldc int, beta float32) {
 	}
 }
 
-// gemmBlocked is the single-threaded blocked product (GotoBLAS loop order).
-func gemmBlocked(kern *microKernel, transA bool, m, n, k int, alpha float32, a []float32, lda int, bs *bSource, beta float32, c []float32, ldc int, buf *gemmBuf) {
-	mr, nr := kern.mr, kern.nr
-	// Equal k blocks (576 -> 3 x 192 rather than 256+256+64): a short last
-	// block pays the C tile load/store for little work.
+// kBlock returns the k block size: equal blocks (576 -> 3 x 192 rather than
+// 256+256+64), since a short last block pays the C tile load/store for
+// little work.
+func kBlock(kern *microKernel, k int) int {
 	kcb := kern.kc
 	if nb := (k + kcb - 1) / kcb; nb > 1 {
 		kcb = (k + nb - 1) / nb
@@ -253,20 +342,45 @@ func gemmBlocked(kern *microKernel, transA bool, m, n, k int, alpha float32, a [
 			kcb = r8 // whole 8x8 transposes in the packing
 		}
 	}
+	return kcb
+}
+
+// gemmBlocked is the single-threaded blocked product (GotoBLAS loop order).
+// apre, when not nil, is all of op(A) already packed by prepackA (shared by
+// the tasks of a parallel product); otherwise A blocks are packed here.
+//
+// bpre, when not nil, is all of op(B) packed by prepackB.
+func gemmBlocked(kern *microKernel, transA bool, m, n, k int, alpha float32, a []float32, lda int, apre []float32, bs *bSource, bpre []float32, beta float32, c []float32, ldc int, buf *gemmBuf) {
+	mr, nr := kern.mr, kern.nr
+	kcb := kBlock(kern, k)
+	mPad := (m + mr - 1) / mr * mr
 	for jc := 0; jc < n; jc += kern.nc {
 		nc := min(kern.nc, n-jc)
 		for pc := 0; pc < k; pc += kcb {
 			kc := min(kcb, k-pc)
-			bp := buf.b[:((nc+nr-1)/nr)*nr*kc]
-			bs.pack(nr, pc, jc, kc, nc, bp, buf)
+			ncPad := ((nc + nr - 1) / nr) * nr
+			var bp []float32
+			if bpre != nil {
+				off := jc*k + pc*ncPad
+				bp = bpre[off : off+ncPad*kc]
+			} else {
+				bp = buf.b[:ncPad*kc]
+				bs.pack(nr, pc, jc, kc, nc, bp, buf)
+			}
 			bet := beta
 			if pc > 0 {
 				bet = 1
 			}
 			for ic := 0; ic < m; ic += kern.mc {
 				mc := min(kern.mc, m-ic)
-				ap := buf.a[:((mc+mr-1)/mr)*mr*kc]
-				packA(mr, transA, a, lda, ic, pc, mc, kc, ap)
+				var ap []float32
+				if apre != nil {
+					off := pc*mPad + ic*kc
+					ap = apre[off : off+((mc+mr-1)/mr)*mr*kc]
+				} else {
+					ap = buf.a[:((mc+mr-1)/mr)*mr*kc]
+					packA(mr, transA, a, lda, ic, pc, mc, kc, ap)
+				}
 				for jr := 0; jr < nc; jr += nr {
 					cols := min(nr, nc-jr)
 					bpan := bp[jr*kc : (jr+nr)*kc]
@@ -318,11 +432,16 @@ func packA(mr int, transA bool, a []float32, lda, ic, pc, mc, kc int, dst []floa
 		// Full 8x8 blocks go through the SIMD transpose.
 		base := (ic+ir)*lda + pc
 		p0 := 0
-		if rows == mr && mr%8 == 0 {
+		switch {
+		case rows == mr && mr%8 == 0:
 			for ; p0+8 <= kc; p0 += 8 {
 				for r0 := 0; r0 < mr; r0 += 8 {
 					transpose8(a[base+r0*lda+p0:], lda, d[p0*mr+r0:], mr)
 				}
+			}
+		case rows == 6 && mr == 6:
+			for ; p0+8 <= kc; p0 += 8 {
+				pack6(a[base+p0:], lda, d[p0*6:])
 			}
 		}
 		for p := p0; p < kc; p++ {
@@ -342,11 +461,12 @@ func packB(nr int, transB bool, b []float32, ldb, pc, jc, kc, nc int, dst []floa
 		cols := min(nr, nc-jr)
 		d := dst[jr*kc : (jr+nr)*kc]
 		if !transB {
+			if cols == nr {
+				rowsPad(d, nr, b[pc*ldb+jc+jr:], ldb, kc, 0, nr, 0)
+				continue
+			}
 			for p := 0; p < kc; p++ {
-				src := b[(pc+p)*ldb+jc+jr:]
-				dp := d[p*nr : p*nr+nr]
-				copy(dp, src[:cols])
-				clear(dp[cols:])
+				copyPanelRow(d[p*nr:p*nr+nr], b[(pc+p)*ldb+jc+jr:], cols)
 			}
 			continue
 		}
@@ -365,6 +485,38 @@ func packB(nr int, transB bool, b []float32, ldb, pc, jc, kc, nc int, dst []floa
 				dp[j] = b[base+j*ldb+p]
 			}
 			clear(dp[cols:])
+		}
+	}
+}
+
+// copyPanelRow sets dp[:cols] = src[:cols] and zeroes the rest of dp (one
+// k step of a B panel). Full rows of the assembly kernels' widths are fixed
+// size copies that the compiler inlines: a runtime.memmove call per 16 or 48
+// values cost ~8% of a bottleneck's time with the AVX2 kernel.
+func copyPanelRow(dp, src []float32, cols int) {
+	switch {
+	case cols == 16 && len(dp) == 16:
+		v := *(*[16]float32)(src)
+		*(*[16]float32)(dp) = v
+	case cols == 48 && len(dp) == 48:
+		v := *(*[48]float32)(src)
+		*(*[48]float32)(dp) = v
+	default:
+		copy(dp, src[:cols])
+		clear(dp[cols:])
+	}
+}
+
+// pack6 writes the transpose of the 6x8 block at src (row stride lds) to
+// dst as 8 rows of 6 (the 6-row A panels of the AVX2 kernel); replaced by a
+// SIMD version where available.
+var pack6 = pack6Go
+
+func pack6Go(src []float32, lds int, dst []float32) {
+	for i := 0; i < 6; i++ {
+		row := src[i*lds : i*lds+8]
+		for j, v := range row {
+			dst[j*6+i] = v
 		}
 	}
 }

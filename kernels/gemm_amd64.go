@@ -43,6 +43,7 @@ func init() {
 	useAsm.Store(asmKernel != nil && os.Getenv("SKD_NOASM") == "")
 	if cpu.X86.HasAVX {
 		transpose8 = transpose8Asm
+		pack6 = pack6Asm
 	}
 }
 
@@ -56,6 +57,18 @@ func transpose8Asm(src []float32, lds int, dst []float32, ldd int) {
 	_ = src[7*lds+7]
 	_ = dst[7*ldd+7]
 	transpose8x8(&src[0], lds, &dst[0], ldd)
+}
+
+// pack6x8 writes the transpose of the 6x8 block at src (row stride lds) to
+// dst as 8 rows of 6 values (48 values); AVX, in gemm_amd64.s.
+//
+//go:noescape
+func pack6x8(src *float32, lds int, dst *float32)
+
+func pack6Asm(src []float32, lds int, dst []float32) {
+	_ = src[5*lds+7]
+	_ = dst[47]
+	pack6x8(&src[0], lds, &dst[0])
 }
 
 // sgemmKernel6x16 computes a 6x16 tile C = alpha*Ap*Bp + beta*C (C not read

@@ -42,6 +42,18 @@ func kernel(name string, mr, nvec, vw int, reg, zero string, bregs, bcregs []int
 	emit("\tMOVQ c+24(FP), DX")
 	emit("\tMOVQ ldc+32(FP), R8")
 	emit("\tSHLQ $2, R8")
+	// Prefetch the C tile: its lines are read (beta != 0) or written at the
+	// end, after kc steps that bring nothing of C into the cache.
+	emit("\tMOVQ DX, R10")
+	for row := 0; row < mr; row++ {
+		for o := 0; o < 4*nr; o += 64 {
+			emit("\tPREFETCHT0 %d(R10)", o)
+		}
+		emit("\tPREFETCHT0 %d(R10)", 4*nr-4)
+		if row < mr-1 {
+			emit("\tADDQ R8, R10")
+		}
+	}
 	for i := 0; i < mr*nvec; i++ {
 		emit("\t%s %s, %s, %s", zero, r(i), r(i), r(i))
 	}
@@ -107,6 +119,27 @@ func kernel(name string, mr, nvec, vw int, reg, zero string, bregs, bcregs []int
 	emit("")
 }
 
+// transposeNet transposes the 8x8 block in rows Y0..Y7 into Y8..Y15 (row
+// o of the transpose in Y(8+o)); Y0..Y7 are clobbered. Interleave row
+// pairs, then 64-bit pairs, then 128-bit lanes.
+func transposeNet() {
+	for q := 0; q < 4; q++ {
+		emit("\tVUNPCKLPS Y%d, Y%d, Y%d", 2*q+1, 2*q, 8+2*q)
+		emit("\tVUNPCKHPS Y%d, Y%d, Y%d", 2*q+1, 2*q, 9+2*q)
+	}
+	for h := 0; h < 2; h++ {
+		t0, t1, t2, t3 := 8+4*h, 9+4*h, 10+4*h, 11+4*h
+		emit("\tVSHUFPS $0x44, Y%d, Y%d, Y%d", t2, t0, 4*h)
+		emit("\tVSHUFPS $0xEE, Y%d, Y%d, Y%d", t2, t0, 1+4*h)
+		emit("\tVSHUFPS $0x44, Y%d, Y%d, Y%d", t3, t1, 2+4*h)
+		emit("\tVSHUFPS $0xEE, Y%d, Y%d, Y%d", t3, t1, 3+4*h)
+	}
+	for q := 0; q < 4; q++ {
+		emit("\tVPERM2F128 $0x20, Y%d, Y%d, Y%d", 4+q, q, 8+q)
+		emit("\tVPERM2F128 $0x31, Y%d, Y%d, Y%d", 4+q, q, 12+q)
+	}
+}
+
 // transpose writes dst[j*ldd+i] = src[i*lds+j] for i, j < 8 (AVX).
 func transpose() {
 	emit("")
@@ -124,22 +157,7 @@ func transpose() {
 			emit("\tADDQ AX, SI")
 		}
 	}
-	// Interleave row pairs, then 64-bit pairs, then 128-bit lanes.
-	for q := 0; q < 4; q++ {
-		emit("\tVUNPCKLPS Y%d, Y%d, Y%d", 2*q+1, 2*q, 8+2*q)
-		emit("\tVUNPCKHPS Y%d, Y%d, Y%d", 2*q+1, 2*q, 9+2*q)
-	}
-	for h := 0; h < 2; h++ {
-		t0, t1, t2, t3 := 8+4*h, 9+4*h, 10+4*h, 11+4*h
-		emit("\tVSHUFPS $0x44, Y%d, Y%d, Y%d", t2, t0, 4*h)
-		emit("\tVSHUFPS $0xEE, Y%d, Y%d, Y%d", t2, t0, 1+4*h)
-		emit("\tVSHUFPS $0x44, Y%d, Y%d, Y%d", t3, t1, 2+4*h)
-		emit("\tVSHUFPS $0xEE, Y%d, Y%d, Y%d", t3, t1, 3+4*h)
-	}
-	for q := 0; q < 4; q++ {
-		emit("\tVPERM2F128 $0x20, Y%d, Y%d, Y%d", 4+q, q, 8+q)
-		emit("\tVPERM2F128 $0x31, Y%d, Y%d, Y%d", 4+q, q, 12+q)
-	}
+	transposeNet()
 	for o := 0; o < 8; o++ {
 		emit("\tVMOVUPS Y%d, (DI)", 8+o)
 		if o < 7 {
@@ -148,6 +166,88 @@ func transpose() {
 	}
 	emit("\tVZEROUPPER")
 	emit("\tRET")
+}
+
+// pack6 writes the transpose of the 6x8 block at src (row stride lds) to
+// dst as 8 rows of 6 (dst[j*6+i] = src[i*lds+j]): one 8-step slice of a
+// 6-row A panel of the AVX2 kernel. Same transpose network as transpose8
+// with rows 6 and 7 zero; the output rows are stored with overlapping
+// 8-wide stores in increasing order (each overwrites the previous one's two
+// padding values), the last as 4+2 so nothing past dst[47] is written.
+func pack6() {
+	emit("")
+	emit("// func pack6x8(src *float32, lds int, dst *float32)")
+	emit("TEXT ·pack6x8(SB), NOSPLIT, $0-24")
+	emit("\tMOVQ src+0(FP), SI")
+	emit("\tMOVQ lds+8(FP), AX")
+	emit("\tSHLQ $2, AX")
+	emit("\tMOVQ dst+16(FP), DI")
+	for i := 0; i < 6; i++ {
+		emit("\tVMOVUPS (SI), Y%d", i)
+		if i < 5 {
+			emit("\tADDQ AX, SI")
+		}
+	}
+	emit("\tVXORPS Y6, Y6, Y6")
+	emit("\tVXORPS Y7, Y7, Y7")
+	transposeNet()
+	for o := 0; o < 7; o++ {
+		emit("\tVMOVUPS Y%d, %d(DI)", 8+o, 24*o)
+	}
+	emit("\tVMOVUPS X15, 168(DI)")
+	emit("\tVEXTRACTF128 $1, Y15, X15")
+	emit("\tVMOVQ X15, 184(DI)")
+	emit("\tVZEROUPPER")
+	emit("\tRET")
+}
+
+// copyRowsPad writes rows of lead zeros, cnt values copied from src and
+// trail zeros (AVX): the full output rows of an implicit im2col segment.
+func copyRowsPad() {
+	emit("")
+	emit("// func copyRowsPad(dst *float32, ldd int, src *float32, lds int, rows, lead, cnt, trail int)")
+	emit("TEXT ·copyRowsPad(SB), NOSPLIT, $0-64")
+	for _, l := range []string{
+		"\tMOVQ dst+0(FP), DI", "\tMOVQ ldd+8(FP), R8", "\tSHLQ $2, R8",
+		"\tMOVQ src+16(FP), SI", "\tMOVQ lds+24(FP), R9", "\tSHLQ $2, R9",
+		"\tMOVQ rows+32(FP), CX", "\tMOVQ lead+40(FP), R10", "\tMOVQ cnt+48(FP), R11", "\tMOVQ trail+56(FP), R12",
+		"\tTESTQ CX, CX", "\tJLE crp_done",
+		"crp_row:", "\tMOVQ DI, AX", "\tMOVQ SI, BX", "\tMOVQ R10, DX",
+		"crp_lead:", "\tTESTQ DX, DX", "\tJZ crp_body", "\tMOVL $0, (AX)", "\tADDQ $4, AX", "\tDECQ DX", "\tJMP crp_lead",
+		"crp_body:", "\tMOVQ R11, DX", "\tCMPQ DX, $8", "\tJLT crp_one",
+		"crp_vec:", "\tVMOVUPS (BX), Y0", "\tVMOVUPS Y0, (AX)", "\tADDQ $32, AX", "\tADDQ $32, BX", "\tSUBQ $8, DX", "\tCMPQ DX, $8", "\tJGE crp_vec",
+		// 1..7 values left after at least one vector: one overlapping vector
+		// ending at the last value.
+		"\tTESTQ DX, DX", "\tJZ crp_trail", "\tLEAQ -32(BX)(DX*4), BX", "\tLEAQ -32(AX)(DX*4), AX",
+		"\tVMOVUPS (BX), Y0", "\tVMOVUPS Y0, (AX)", "\tADDQ $32, AX", "\tJMP crp_trail",
+		"crp_one:", "\tTESTQ DX, DX", "\tJZ crp_trail", "\tMOVL (BX), R13", "\tMOVL R13, (AX)", "\tADDQ $4, AX", "\tADDQ $4, BX", "\tDECQ DX", "\tJMP crp_one",
+		"crp_trail:", "\tMOVQ R12, DX",
+		"crp_tz:", "\tTESTQ DX, DX", "\tJZ crp_next", "\tMOVL $0, (AX)", "\tADDQ $4, AX", "\tDECQ DX", "\tJMP crp_tz",
+		"crp_next:", "\tADDQ R8, DI", "\tADDQ R9, SI", "\tDECQ CX", "\tJNZ crp_row",
+		"crp_done:", "\tVZEROUPPER", "\tRET",
+	} {
+		emit("%s", l)
+	}
+}
+
+// scatterPanels copies npanels consecutive blocks of nvec*8 values from src
+// to dst, the blocks dstStride bytes apart (AVX): one k step of an implicit
+// im2col row into the B panels.
+func scatterPanels() {
+	emit("")
+	emit("// func scatterPanels(src, dst *float32, nvec, npanels, dstStride int)")
+	emit("TEXT ·scatterPanels(SB), NOSPLIT, $0-40")
+	for _, l := range []string{
+		"\tMOVQ src+0(FP), SI", "\tMOVQ dst+8(FP), DI", "\tMOVQ nvec+16(FP), R8",
+		"\tMOVQ npanels+24(FP), CX", "\tMOVQ dstStride+32(FP), R9",
+		"\tTESTQ CX, CX", "\tJLE sp_done", "\tTESTQ R8, R8", "\tJLE sp_done",
+		"sp_panel:", "\tMOVQ R8, DX", "\tMOVQ DI, AX",
+		"sp_vec:", "\tVMOVUPS (SI), Y0", "\tVMOVUPS Y0, (AX)", "\tADDQ $32, SI", "\tADDQ $32, AX", "\tDECQ DX", "\tJNZ sp_vec",
+		"\tADDQ R9, DI", "\tDECQ CX", "\tJNZ sp_panel",
+		"sp_done:", "\tVZEROUPPER", "\tRET",
+	} {
+		emit("%s", l)
+	}
 }
 
 // addTo writes dst[i] += src[i] for i < n (AVX).
@@ -194,6 +294,9 @@ func main() {
 	// AVX-512F 8x48: Z0-Z23 accumulators, Z24-Z26 B, Z27-Z31 broadcasts.
 	kernel("sgemmKernel8x48", 8, 3, 16, "Z", "VPXORD", []int{24, 25, 26}, []int{27, 28, 29, 30, 31})
 	transpose()
+	pack6()
+	copyRowsPad()
+	scatterPanels()
 	addTo()
 	if err := os.WriteFile("gemm_amd64.s", []byte(out.String()), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "gemm_asmgen:", err)

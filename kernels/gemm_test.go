@@ -222,3 +222,70 @@ func TestTranspose8(t *testing.T) {
 		}
 	}
 }
+
+func TestPack6(t *testing.T) {
+	r := rand.New(rand.NewSource(10))
+	src := randSlice(r, 6*11)
+	for _, f := range []struct {
+		name string
+		fn   func([]float32, int, []float32)
+	}{{"go", pack6Go}, {"active", pack6}} {
+		// dst has a guard value after the 48 outputs: nothing past dst[47]
+		// may be written.
+		got := make([]float32, 49)
+		got[48] = 7
+		f.fn(src[3:], 11, got)
+		for j := 0; j < 8; j++ {
+			for i := 0; i < 6; i++ {
+				if w := src[3+i*11+j]; got[j*6+i] != w {
+					t.Fatalf("%s: dst[%d] = %v, want %v", f.name, j*6+i, got[j*6+i], w)
+				}
+			}
+		}
+		if got[48] != 7 {
+			t.Fatalf("%s: wrote past the block: %v", f.name, got[48])
+		}
+	}
+}
+
+// TestSgemmParallelSharedA runs products split over n with A packed once
+// for all tasks (prepackA), at GOMAXPROCS 4 whatever the machine, with the
+// real and with tiny cache blocks (several k and m blocks, partial panels).
+func TestSgemmParallelSharedA(t *testing.T) {
+	testSharedPack(t, "sharedA", [][3]int{{64, 600, 576}, {37, 1000, 513}, {130, 700, 300}}, func(m, n, k int) bool {
+		return n >= m && m*k >= prepackMin
+	})
+}
+
+// TestSgemmParallelSharedB is TestSgemmParallelSharedA for products split
+// over m (B packed once by prepackB), including several nc blocks.
+func TestSgemmParallelSharedB(t *testing.T) {
+	testSharedPack(t, "sharedB", [][3]int{{600, 64, 576}, {1000, 37, 513}, {700, 130, 300}, {900, 200, 100}}, func(m, n, k int) bool {
+		return m > n && n*k >= prepackMin
+	})
+}
+
+// testSharedPack runs the sizes (m, n, k), each of which must take the
+// shared-packing path (takes), in the four transpose combinations.
+func testSharedPack(t *testing.T, what string, sizes [][3]int, takes func(m, n, k int) bool) {
+	prev := runtime.GOMAXPROCS(4)
+	defer runtime.GOMAXPROCS(prev)
+	var kerns []*microKernel
+	for _, k := range allKernels(t) {
+		small := *k
+		small.mc, small.kc, small.nc = 2*k.mr, 13, 3*k.nr
+		kerns = append(kerns, k, &small)
+	}
+	for si, s := range sizes {
+		if !takes(s[0], s[1], s[2]) {
+			t.Fatalf("size %v does not take the %s path", s, what)
+		}
+		for tr := 0; tr < 4; tr++ {
+			cs := gemmCase{tr&1 != 0, tr&2 != 0, s[0], s[1], s[2], 1, float32(tr % 2), tr % 3}
+			want := runGemm(cs, int64(si), sgemmNaive)
+			for _, kern := range kerns {
+				compareC(t, kern.name+"-"+what, cs, runGemm(cs, int64(si), withKernel(kern)), want)
+			}
+		}
+	}
+}

@@ -68,28 +68,35 @@ func im2col(p ConvParams, x, col []float32) {
 // col2im sets dx (C x H x W) to the sum of the column-matrix entries that
 // map to each input pixel (the adjoint of im2col).
 func col2im(p ConvParams, col, dx []float32) {
-	oh, ow := p.OutHW()
-	ohw := oh * ow
+	oh, _ := p.OutHW()
+	clear(dx[:p.C*p.H*p.W])
+	col2imAdd(p, col, dx, 0, oh)
+}
+
+// col2imAdd adds to dx (C x H x W) the entries of the column matrix of
+// output rows i0..i1-1 (col has C*KH*KW rows of (i1-i0)*OW columns).
+func col2imAdd(p ConvParams, col, dx []float32, i0, i1 int) {
+	_, ow := p.OutHW()
+	cols := (i1 - i0) * ow
 	hw := p.H * p.W
 	kk := p.KH * p.KW
 	perChannel := func(c int) {
 		xc := dx[c*hw : (c+1)*hw]
-		clear(xc)
 		for u := 0; u < p.KH; u++ {
 			for v := 0; v < p.KW; v++ {
 				r := (c*p.KH+u)*p.KW + v
-				src := col[r*ohw : (r+1)*ohw]
+				src := col[r*cols : (r+1)*cols]
 				off := v * p.DilW
 				jlo, jhi := colRange(ow, p.W, p.StrideW, p.PadW, off)
 				if jlo >= jhi {
 					continue
 				}
-				for i := 0; i < oh; i++ {
+				for i := i0; i < i1; i++ {
 					hi := i*p.StrideH - p.PadH + u*p.DilH
 					if hi < 0 || hi >= p.H {
 						continue
 					}
-					s := src[i*ow+jlo : i*ow+jhi]
+					s := src[(i-i0)*ow+jlo : (i-i0)*ow+jhi]
 					base := jlo*p.StrideW - p.PadW + off
 					if p.StrideW == 1 {
 						addVec(xc[hi*p.W+base:hi*p.W+base+len(s)], s)
@@ -104,7 +111,7 @@ func col2im(p ConvParams, col, dx []float32) {
 			}
 		}
 	}
-	runChannels(p.C, p.C*kk*ohw, perChannel)
+	runChannels(p.C, p.C*kk*cols, perChannel)
 }
 
 // runChannels runs f over channels 0..c-1, in parallel when the work is

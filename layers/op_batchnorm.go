@@ -77,14 +77,16 @@ type batchNormOp struct {
 
 	mean, invstd []float64 // of the last forward
 	// SyncBN: the element count of the whole data-parallel batch, this
-	// rank's sum(g*xhat) (for dgamma) and the forward's reduction buffer
+	// rank's sum(g) and sum(g*xhat) (for dbeta and dgamma) and the
+	// forward's reduction buffer
 	cntAll   float64
 	localSGX []float64
 	syncBuf  []float64
-	// dxSGX is sum(g*xhat) per channel as the dx op last computed it; the
-	// dgamma op, which then takes dx as an input so that it runs after, reads
-	// it instead of making a second pass over x and g.
-	dxSGX []float64
+	// dxSG and dxSGX are sum(g) and sum(g*xhat) per channel (this rank's)
+	// as the dx op last computed them; the dgamma and dbeta ops, which then
+	// take dx as an input so that they run after it, read them instead of
+	// making more passes over x and g.
+	dxSG, dxSGX []float64
 }
 
 func (op *batchNormOp) Arity() int {
@@ -138,26 +140,81 @@ func (op *batchNormOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, 
 	}
 	kernels.ParallelFor(k, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
-			// two passes (mean, then centred squares) in float64: exact
-			// enough for activations with a large mean
-			var s float64
+			// One pass over the channel: sums of v-shift and (v-shift)^2
+			// with shift one of its values, so that a large mean does not
+			// cancel the variance away (a shifted single pass, as Welford
+			// without the per-value division).
+			shift := x[c*hw]
+			var s1, s2 float64
 			for i := 0; i < n; i++ {
-				for _, v := range x[(i*k+c)*hw : (i*k+c+1)*hw] {
-					s += float64(v)
-				}
+				a, b := shiftedSums(x[(i*k+c)*hw:(i*k+c+1)*hw], shift)
+				s1 += a
+				s2 += b
 			}
-			mean := s / cnt
-			var ss float64
-			for i := 0; i < n; i++ {
-				for _, v := range x[(i*k+c)*hw : (i*k+c+1)*hw] {
-					d := float64(v) - mean
-					ss += d * d
-				}
-			}
+			mean := float64(shift) + s1/cnt
+			ss := max(0, s2-s1*s1/cnt)
 			op.normalize(c, mean, ss, cnt, x, gamma, beta, res, y)
 		}
 	})
 	return out, nil
+}
+
+// statBlock is the number of values summed in float32 (four accumulators
+// of 64) before a float64 add, in the BN statistics and backward sums.
+const statBlock = 256
+
+// shiftedSums returns sum(v-shift) and sum((v-shift)^2) over xs: float32
+// partial sums in four independent chains per block (not latency bound),
+// float64 across blocks.
+func shiftedSums(xs []float32, shift float32) (s1, s2 float64) {
+	for len(xs) > 0 {
+		b := xs[:min(statBlock, len(xs))]
+		xs = xs[len(b):]
+		var a0, a1, a2, a3, q0, q1, q2, q3 float32
+		j := 0
+		for ; j+4 <= len(b); j += 4 {
+			v := b[j : j+4 : j+4]
+			d0, d1, d2, d3 := v[0]-shift, v[1]-shift, v[2]-shift, v[3]-shift
+			a0, a1, a2, a3 = a0+d0, a1+d1, a2+d2, a3+d3
+			q0, q1, q2, q3 = q0+d0*d0, q1+d1*d1, q2+d2*d2, q3+d3*d3
+		}
+		for ; j < len(b); j++ {
+			d := b[j] - shift
+			a0 += d
+			q0 += d * d
+		}
+		s1 += float64((a0 + a1) + (a2 + a3))
+		s2 += float64((q0 + q1) + (q2 + q3))
+	}
+	return s1, s2
+}
+
+// gradSums returns sum(g) and sum(g*(x-mean)) over one plane, blocked like
+// shiftedSums.
+func gradSums(xs, gs []float32, mean float32) (sg, sgx float64) {
+	gs = gs[:len(xs)]
+	for len(xs) > 0 {
+		nb := min(statBlock, len(xs))
+		xb, gb := xs[:nb], gs[:nb]
+		xs, gs = xs[nb:], gs[nb:]
+		var a0, a1, a2, a3, b0, b1, b2, b3 float32
+		j := 0
+		for ; j+4 <= nb; j += 4 {
+			xv, gv := xb[j:j+4:j+4], gb[j:j+4:j+4]
+			a0, a1, a2, a3 = a0+gv[0], a1+gv[1], a2+gv[2], a3+gv[3]
+			b0 += gv[0] * (xv[0] - mean)
+			b1 += gv[1] * (xv[1] - mean)
+			b2 += gv[2] * (xv[2] - mean)
+			b3 += gv[3] * (xv[3] - mean)
+		}
+		for ; j < nb; j++ {
+			a0 += gb[j]
+			b0 += gb[j] * (xb[j] - mean)
+		}
+		sg += float64((a0 + a1) + (a2 + a3))
+		sgx += float64((b0 + b1) + (b2 + b3))
+	}
+	return sg, sgx
 }
 
 // normalize finishes channel c of the forward pass from its mean and
@@ -177,21 +234,28 @@ func (op *batchNormOp) normalize(c int, mean, ss, cnt float64, x, gamma, beta, r
 	for i := 0; i < n; i++ {
 		lo, hi := (i*k+c)*hw, (i*k+c+1)*hw
 		xs, ys := x[lo:hi], y[lo:hi]
-		if res != nil {
+		ys = ys[:len(xs)]
+		// max(v, 0) is ReLU with NaN kept visible (and -0 -> 0).
+		switch {
+		case res != nil && op.relu:
 			rs := res[lo:hi]
+			rs = rs[:len(xs)]
+			for j, v := range xs {
+				ys[j] = max(v*sc+sh+rs[j], 0)
+			}
+		case res != nil:
+			rs := res[lo:hi]
+			rs = rs[:len(xs)]
 			for j, v := range xs {
 				ys[j] = v*sc + sh + rs[j]
 			}
-		} else {
+		case op.relu:
+			for j, v := range xs {
+				ys[j] = max(v*sc+sh, 0)
+			}
+		default:
 			for j, v := range xs {
 				ys[j] = v*sc + sh
-			}
-		}
-		if op.relu {
-			for j, v := range ys {
-				if !(v > 0) && v == v { // keep NaN visible
-					ys[j] = 0
-				}
 			}
 		}
 	}
@@ -233,9 +297,17 @@ func (op *batchNormOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, e
 		}
 	}
 	if op.bn.Bias.Trainable() {
-		db := &channelSumOp{opBase: opBase{name: op.name + ".dbeta", id: op.id}, n: op.n, c: op.c, sig: newSig(tensor.Shape{op.c}, 4)}
-		if ret[2], err = G.ApplyOp(db, g); err != nil {
-			return nil, err
+		if ret[0] != nil {
+			// sum(g) per channel is a by-product of the dx op's pass
+			db := &batchNormDGammaOp{opBase: opBase{name: op.name + ".dbeta", id: op.id}, fwd: op, afterDX: true, beta: true}
+			if ret[2], err = G.ApplyOp(db, inputs[0], g, ret[0]); err != nil {
+				return nil, err
+			}
+		} else {
+			db := &channelSumOp{opBase: opBase{name: op.name + ".dbeta", id: op.id}, n: op.n, c: op.c, sig: newSig(tensor.Shape{op.c}, 4)}
+			if ret[2], err = G.ApplyOp(db, g); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if op.hasRes && op.needDRes {
@@ -258,14 +330,9 @@ func (op *batchNormOp) sums(x, g []float32, buf *[]float64) (sg, sgx []float64) 
 			var a, b float64
 			for i := 0; i < n; i++ {
 				l, h := (i*k+c)*hw, (i*k+c+1)*hw
-				gs := g[l:h]
-				var af, bf float32 // per-plane partial sums; planes are small
-				for j, v := range x[l:h] {
-					af += gs[j]
-					bf += gs[j] * (v - mean)
-				}
-				a += float64(af)
-				b += float64(bf)
+				pa, pb := gradSums(x[l:h], g[l:h], mean)
+				a += pa
+				b += pb
 			}
 			sg[c], sgx[c] = a, b*op.invstd[c]
 		}
@@ -290,14 +357,16 @@ func (op *batchNormDXOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 	}
 	f := op.fwd
 	sg, sgx := f.sums(x, g, &op.buf)
-	f.dxSGX = sgx
+	f.dxSG, f.dxSGX = sg, sgx
 	n, k, hw := f.n, f.c, f.hw
 	cnt := float64(n * hw)
 	if f.bn.Sync != nil {
-		// dgamma stays this rank's sum (the ranks' parameter gradients
-		// are averaged afterwards); dx needs the sums of the whole batch
-		f.dxSGX = append(f.localSGX[:0], sgx...)
-		f.localSGX = f.dxSGX
+		// dgamma and dbeta stay this rank's sums (the ranks' parameter
+		// gradients are averaged afterwards); dx needs the sums of the
+		// whole batch
+		f.localSGX = append(f.localSGX[:0], sg...)
+		f.localSGX = append(f.localSGX, sgx...)
+		f.dxSG, f.dxSGX = f.localSGX[:k], f.localSGX[k:]
 		if err := f.bn.Sync.AllreduceSumFloat64(op.buf); err != nil {
 			return nil, fmt.Errorf("%s: %w", op.name, err)
 		}
@@ -315,6 +384,7 @@ func (op *batchNormDXOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 			mean := float32(f.mean[c])
 			l, h := nk*hw, (nk+1)*hw
 			xs, gs, ds := x[l:h], g[l:h], dx[l:h]
+			gs, ds = gs[:len(xs)], ds[:len(xs)]
 			for j, v := range xs {
 				ds[j] = a * (gs[j] - mg - (v-mean)*b)
 			}
@@ -323,14 +393,16 @@ func (op *batchNormDXOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 	return out, nil
 }
 
-// batchNormDGammaOp: dgamma = sum(g * xhat) per channel.
+// batchNormDGammaOp: dgamma = sum(g * xhat) per channel, or with beta
+// dbeta = sum(g).
 type batchNormDGammaOp struct {
 	opBase
 	fwd *batchNormOp
 	buf []float64
 	// afterDX: the third input is dx, so the dx op has run this pass and
-	// left sum(g*xhat) in fwd.dxSGX
+	// left sum(g) and sum(g*xhat) in fwd.dxSG, fwd.dxSGX
 	afterDX bool
+	beta    bool
 }
 
 func (op *batchNormDGammaOp) Arity() int {
@@ -355,16 +427,20 @@ func (op *batchNormDGammaOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.V
 	if err != nil {
 		return nil, err
 	}
-	var sgx []float64
-	if op.afterDX && len(op.fwd.dxSGX) == op.fwd.c {
-		sgx = op.fwd.dxSGX
+	var sg, sgx []float64
+	if op.afterDX && len(op.fwd.dxSGX) == op.fwd.c && len(op.fwd.dxSG) == op.fwd.c {
+		sg, sgx = op.fwd.dxSG, op.fwd.dxSGX
 	} else {
-		_, sgx = op.fwd.sums(x, g, &op.buf)
+		sg, sgx = op.fwd.sums(x, g, &op.buf)
+	}
+	src := sgx
+	if op.beta {
+		src = sg
 	}
 	out := op.out(prealloc, tensor.Shape{op.fwd.c})
 	d := out.Data().([]float32)
 	for c := range d {
-		d[c] = float32(sgx[c])
+		d[c] = float32(src[c])
 	}
 	return out, nil
 }
@@ -389,12 +465,15 @@ func (op *reluMaskOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, e
 		if h > len(y) {
 			h = len(y)
 		}
-		for i := l; i < h; i++ {
-			if y[i] > 0 {
-				g[i] = dy[i]
-			} else {
-				g[i] = 0
+		ys := y[l:h]
+		ds, gs := dy[l:h], g[l:h]
+		ds, gs = ds[:len(ys)], gs[:len(ys)] // no bounds checks in the loop
+		for i, v := range ys {
+			d := ds[i]
+			if !(v > 0) {
+				d = 0
 			}
+			gs[i] = d
 		}
 	})
 	return out, nil

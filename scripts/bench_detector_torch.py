@@ -28,11 +28,12 @@ ap.add_argument("--n", type=int, default=1)
 ap.add_argument("--size", type=int, default=512)
 ap.add_argument("--iters", type=int, default=5)
 ap.add_argument("--train", action="store_true")
+ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--keep-denormals", action="store_true",
                 help="leave flush-to-zero off (the deterministic weights drive some activations into denormals, "
                      "which slows torch's CPU kernels by up to 2x)")
 a = ap.parse_args()
-torch.set_num_threads(2)
+torch.set_num_threads(a.threads)
 torch.set_flush_denormal(not a.keep_denormals)
 torch.manual_seed(0)
 model = FasterRCNN(_resnet_fpn_extractor(torchvision.models.resnet50(norm_layer=FrozenBatchNorm2d), 3), 91)

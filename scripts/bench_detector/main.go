@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -26,12 +27,24 @@ func main() {
 	iters := flag.Int("iters", 5, "timed iterations (after one warm-up)")
 	train := flag.Bool("train", false, "time TrainStep instead of Detect")
 	initW := flag.Bool("init", false, "draw the weights with FasterRCNN.Init (reference initialisers) instead of detrand")
+	cpuProf := flag.String("cpuprofile", "", "write a CPU profile of the timed iterations to this file")
 	flag.Parse()
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench_detector:", err)
+			os.Exit(2)
+		}
+		profFile = f
+	}
 	if err := run(*n, *size, *iters, *train, *initW); err != nil {
 		fmt.Fprintln(os.Stderr, "bench_detector:", err)
 		os.Exit(1)
 	}
 }
+
+// profFile receives a CPU profile of the timed iterations when set.
+var profFile *os.File
 
 func run(n, size, iters int, train, initW bool) error {
 	d, err := model.New(model.Defaults())
@@ -75,6 +88,12 @@ func run(n, size, iters int, train, initW bool) error {
 		ms := time.Since(t).Seconds() * 1000
 		if i == 0 {
 			first = ms
+			if profFile != nil {
+				if err := pprof.StartCPUProfile(profFile); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 		} else {
 			times = append(times, ms)
 		}
