@@ -62,11 +62,11 @@
 // The batch plan of an epoch (which images, in which order) is computed
 // from the JSON alone: a permutation seeded by Seed+epoch when Shuffle, then
 // optional aspect-ratio grouping (w >= h and w < h buckets; a bucket is
-// emitted when it holds BatchSize images; the leftovers of both buckets are
-// batched together at the end of the epoch). In training the final partial
-// batch of an epoch is dropped (unless it is the only one) and iteration is
-// infinite; in evaluation one pass is made, the partial batch kept, then
-// io.EOF. Random choices (min size, flip) come from a generator seeded by
+// emitted when it holds BatchSize images; in training a bucket's leftovers
+// carry over into the next epoch, so no batch mixes the groups; in
+// evaluation each group's partial batch is kept). Without grouping the final
+// partial batch of a training epoch is dropped (unless it is the only one).
+// Training iterates forever; evaluation makes one pass, then io.EOF. Random choices (min size, flip) come from a generator seeded by
 // (Seed, global iteration, position in the batch), so batches are identical
 // whatever the number of workers, and StartIter resumes exactly without
 // decoding the skipped images. Workers decode whole batches; a bounded queue

@@ -134,10 +134,34 @@ func NewLoader(ds *Dataset, cfg LoaderConfig) (*Loader, error) {
 }
 
 // EpochPlan returns the batches (lists of indices into ds.Images) of one
-// epoch, without decoding anything.
-func (l *Loader) EpochPlan(epoch int) [][]int { return epochPlan(l.ds, l.cfg, epoch) }
+// epoch, without decoding anything. In training with aspect grouping an
+// epoch's plan depends on the images the earlier epochs left in their
+// buckets, so the epochs before it are planned too (permutations only).
+func (l *Loader) EpochPlan(epoch int) [][]int {
+	p := planner{ds: l.ds, cfg: l.cfg}
+	for e := 0; e < epoch; e++ {
+		p.next()
+	}
+	return p.next()
+}
 
-func epochPlan(ds *Dataset, cfg LoaderConfig, epoch int) [][]int {
+// planner computes the batch plans of successive epochs. In training with
+// aspect grouping the images that did not fill a batch of their group at
+// the end of an epoch stay in their bucket and open the next epoch's batch
+// of that group, as detectron2's AspectRatioGroupedDataset does over its
+// infinite stream: a batch never mixes wide and tall images (a mixed batch
+// pads a landscape and a portrait image to one square canvas, about twice
+// the pixels of either), and no image is dropped.
+type planner struct {
+	ds    *Dataset
+	cfg   LoaderConfig
+	epoch int
+	carry [2][]int
+}
+
+func (p *planner) next() [][]int {
+	ds, cfg, epoch := p.ds, p.cfg, p.epoch
+	p.epoch++
 	n := len(ds.Images)
 	order := make([]int, n)
 	for i := range order {
@@ -151,7 +175,10 @@ func epochPlan(ds *Dataset, cfg LoaderConfig, epoch int) [][]int {
 	var batches [][]int
 	var rest []int
 	if cfg.AspectGrouping {
-		var buckets [2][]int
+		buckets := [2][]int{}
+		if cfg.Train && n >= B {
+			buckets = p.carry
+		}
 		for _, i := range order {
 			g := 0
 			if ds.Images[i].Width < ds.Images[i].Height {
@@ -163,6 +190,20 @@ func epochPlan(ds *Dataset, cfg LoaderConfig, epoch int) [][]int {
 				buckets[g] = nil
 			}
 		}
+		if cfg.Train && n >= B {
+			p.carry = buckets
+			return batches
+		}
+		if !cfg.Train {
+			// evaluation: one partial batch per group, never a mixed one
+			for _, b := range buckets {
+				if len(b) > 0 {
+					batches = append(batches, b)
+				}
+			}
+			return batches
+		}
+		// training on a set smaller than one batch: it is the only batch
 		rest = append(append(rest, buckets[0]...), buckets[1]...)
 	} else {
 		rest = order
@@ -191,7 +232,8 @@ func (l *Loader) produce() {
 	defer close(l.jobs)
 	iter := l.cfg.StartIter
 	epoch := 0
-	plan := l.EpochPlan(0)
+	planner := planner{ds: l.ds, cfg: l.cfg}
+	plan := planner.next()
 	base := int64(0)
 	for {
 		if iter-base >= int64(len(plan)) {
@@ -200,7 +242,7 @@ func (l *Loader) produce() {
 			}
 			base += int64(len(plan))
 			epoch++
-			plan = l.EpochPlan(epoch)
+			plan = planner.next()
 			continue
 		}
 		slot := make(chan result, 1)

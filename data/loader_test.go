@@ -140,35 +140,57 @@ func TestLoaderEpochPlans(t *testing.T) {
 	if reflect.DeepEqual(p0, p1) {
 		t.Error("epochs not reshuffled")
 	}
-	if !reflect.DeepEqual(p0, l.EpochPlan(0)) {
+	if !reflect.DeepEqual(p0, l.EpochPlan(0)) || !reflect.DeepEqual(p1, l.EpochPlan(1)) {
 		t.Error("plan not reproducible")
 	}
-	for _, p := range [][][]int{p0, p1} {
-		seen := map[int]bool{}
-		mixed := 0
-		for _, b := range p {
+	wide := func(i int) bool { return ds.Images[i].Width >= ds.Images[i].Height }
+	groups := map[bool]int{}
+	for i := range ds.Images {
+		groups[wide(i)]++
+	}
+	if groups[true] == 0 || groups[false] == 0 {
+		t.Fatalf("test set has one aspect group only: %v", groups)
+	}
+	// Over several epochs: every batch is full and of one aspect group
+	// (leftovers stay in their group's bucket for the next epoch, as in
+	// detectron2; never a mixed batch), and the stream of each group is the
+	// concatenation of that group's images in each epoch's shuffled order,
+	// so that after E epochs at most BatchSize-1 images per group wait.
+	const epochs = 5
+	seen := map[bool][]int{}
+	for e := 0; e < epochs; e++ {
+		for _, b := range l.EpochPlan(e) {
 			if len(b) != 3 {
-				t.Errorf("training batch of %d", len(b))
+				t.Errorf("epoch %d: training batch of %d", e, len(b))
 			}
-			g := func(i int) bool { return ds.Images[i].Width >= ds.Images[i].Height }
 			for _, i := range b {
-				if seen[i] {
-					t.Errorf("image %d twice in an epoch", i)
-				}
-				seen[i] = true
-				if g(i) != g(b[0]) {
-					mixed++
+				if wide(i) != wide(b[0]) {
+					t.Errorf("epoch %d: batch %v mixes aspect groups", e, b)
 					break
 				}
 			}
+			seen[wide(b[0])] = append(seen[wide(b[0])], b...)
 		}
-		// Only the leftover batch at the end may mix the two groups.
-		if mixed > 1 {
-			t.Errorf("%d batches mix aspect groups", mixed)
+	}
+	for g, n := range groups {
+		if got := len(seen[g]); got > epochs*n || got < epochs*n-2 {
+			t.Errorf("group wide=%v: %d images planned in %d epochs of %d", g, got, epochs, n)
 		}
-		if len(seen) < 11-2*2 {
-			t.Errorf("epoch covers %d images", len(seen))
+	}
+	// the first epoch's batches are a prefix of its permutation, per group
+	if dup := func() bool {
+		m := map[int]bool{}
+		for _, b := range p0 {
+			for _, i := range b {
+				if m[i] {
+					return true
+				}
+				m[i] = true
+			}
 		}
+		return false
+	}(); dup {
+		t.Error("image twice in the first epoch")
 	}
 }
 
