@@ -4,13 +4,23 @@
 // with the KD loss) on the same batch, and prints
 // distill / (plain + teacher forward) per KD loss (issue target <= 1.4).
 //
-//	go run ./scripts/bench_kd_overhead [-iters 5] [-losses ssim,l1,l2,pkd,cwd,mgd]
+//	go run ./scripts/bench_kd_overhead [-iters 5] [-losses ssim,l1,l2,pkd,cwd,mgd] [-cpuprofile DIR]
+//
+// With -cpuprofile every measured phase (its warm-up and timed runs)
+// writes a CPU profile into DIR: plain.pprof, then per loss
+// teacher_LOSS.pprof and distill_LOSS.pprof, so that a distillation
+// step's functions can be set against the plain step's and the teacher's
+// (go tool pprof -top DIR/distill_ssim.pprof), and the allocations and
+// garbage collections per run of every phase are printed.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -26,6 +36,7 @@ func main() {
 	teacher := flag.String("teacher", "configs/experiment/teacher.yaml", "teacher config")
 	iters := flag.Int("iters", 5, "timed iterations (after 2 warm-up runs)")
 	losses := flag.String("losses", "ssim,l1,l2,pkd,cwd,mgd", "KD losses")
+	flag.StringVar(&profDir, "cpuprofile", "", "write a CPU profile of every phase into this directory")
 	flag.Parse()
 	if err := run(*student, *teacher, *iters, strings.Split(*losses, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "bench_kd_overhead:", err)
@@ -33,7 +44,38 @@ func main() {
 	}
 }
 
-func median(f func() error, iters int) (float64, error) {
+// profDir is -cpuprofile's directory ("": no profiles).
+var profDir string
+
+// median runs f iters+2 times and returns the median time of the last
+// iters runs in ms; with -cpuprofile all runs are profiled into
+// profDir/name.pprof.
+func median(name string, f func() error, iters int) (float64, error) {
+	if profDir != "" {
+		if err := os.MkdirAll(profDir, 0o755); err != nil {
+			return 0, err
+		}
+		pf, err := os.Create(filepath.Join(profDir, name+".pprof"))
+		if err != nil {
+			return 0, err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return 0, err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	var ms0 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	if profDir != "" {
+		defer func() {
+			var ms1 runtime.MemStats
+			runtime.ReadMemStats(&ms1)
+			k := uint64(iters + 2)
+			fmt.Printf("  %s: %d allocations, %.1f MB allocated, %.1f GCs per run\n", name,
+				(ms1.Mallocs-ms0.Mallocs)/k, float64(ms1.TotalAlloc-ms0.TotalAlloc)/float64(k)/1e6, float64(ms1.NumGC-ms0.NumGC)/float64(k))
+		}()
+	}
 	var ts []float64
 	for i := 0; i < iters+2; i++ {
 		t := time.Now()
@@ -74,7 +116,7 @@ func run(studentCfg, teacherCfg string, iters int, losses []string) error {
 		return err
 	}
 	plain.Init(1)
-	tPlain, err := median(func() error { _, _, err := plain.TrainStep(in); return err }, iters)
+	tPlain, err := median("plain", func() error { _, _, err := plain.TrainStep(in); return err }, iters)
 	if err != nil {
 		return err
 	}
@@ -99,11 +141,11 @@ func run(studentCfg, teacherCfg string, iters int, losses []string) error {
 		if err := d.Attach(&cfg, det); err != nil {
 			return err
 		}
-		tFwd, err := median(func() error { return d.TeacherForward(in) }, iters)
+		tFwd, err := median("teacher_"+l, func() error { return d.TeacherForward(in) }, iters)
 		if err != nil {
 			return err
 		}
-		tKD, err := median(func() error {
+		tKD, err := median("distill_"+l, func() error {
 			if err := d.TeacherForward(in); err != nil {
 				return err
 			}
