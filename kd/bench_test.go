@@ -18,8 +18,19 @@ import (
 //	flock /tmp/bench.lock go test -run XXX -bench SSIMPyramid -benchtime 3x ./kd
 //	flock /tmp/bench.lock /usr/bin/python3 scripts/golden_kd.py --bench
 func BenchmarkSSIMPyramid(bm *testing.B) {
-	levels := [][2]int{{200, 336}, {100, 168}, {50, 84}, {25, 42}, {13, 21}}
-	const n, c = 2, 256
+	benchSSIM(bm, 2, 256, [][2]int{{200, 336}, {100, 168}, {50, 84}, {25, 42}, {13, 21}})
+}
+
+// BenchmarkSSIMStudy: the same on the distillation study's and the
+// quickstart's FPN (a batch of four 320x320 images, 64 channels), for CPU
+// profiles of the loss at the size bench_kd_overhead measures:
+//
+//	go test -run XXX -bench SSIMStudy -benchtime 40x -cpuprofile /tmp/ssim.pprof ./kd
+func BenchmarkSSIMStudy(bm *testing.B) {
+	benchSSIM(bm, 4, 64, [][2]int{{80, 80}, {40, 40}, {20, 20}, {10, 10}, {5, 5}})
+}
+
+func benchSSIM(bm *testing.B, n, c int, levels [][2]int) {
 	reg := layers.NewRegistry()
 	chans := []int{c, c, c, c, c}
 	d, err := NewDistiller(reg, Config{}, chans, chans, rand.New(rand.NewSource(1)))

@@ -165,18 +165,9 @@ type SSIM struct {
 	free chan *ssimScratch // idle worker scratch sets
 	kern map[int][]float64 // window size -> 1-D kernel
 
-	planeLoss, s1, s2 []float64 // per plane
-	xlo, xinv         []float64 // per normalisation group
-	tlo, tinv         []float64
-	xhi               []float64
-	nmin, nmax        []int32
-}
-
-// ssimScratch is one worker's plane-sized buffers.
-type ssimScratch struct {
-	xn, tn, p, tmp         []float64
-	mux, muy, exx, eyy, ex []float64
-	gmu, gxx, gxy, acc     []float64
+	planeLoss, s1, s2 []float64  // per plane
+	xext, text        []extremes // per normalisation group
+	xinv, tinv        []float64
 }
 
 // NewSSIM returns an SSIM loss for the configuration (zero fields take
@@ -196,20 +187,6 @@ func NewSSIM(cfg SSIMConfig) (*SSIM, error) {
 
 // Config returns the configuration with defaults filled in.
 func (s *SSIM) Config() SSIMConfig { return s.cfg }
-
-func (sc *ssimScratch) grow(n int) {
-	if cap(sc.xn) >= n {
-		sc.xn, sc.tn, sc.p, sc.tmp = sc.xn[:n], sc.tn[:n], sc.p[:n], sc.tmp[:n]
-		sc.mux, sc.muy, sc.exx, sc.eyy, sc.ex = sc.mux[:n], sc.muy[:n], sc.exx[:n], sc.eyy[:n], sc.ex[:n]
-		sc.gmu, sc.gxx, sc.gxy, sc.acc = sc.gmu[:n], sc.gxx[:n], sc.gxy[:n], sc.acc[:n]
-		return
-	}
-	buf := make([]float64, 14*n)
-	take := func() []float64 { b := buf[:n:n]; buf = buf[n:]; return b }
-	sc.xn, sc.tn, sc.p, sc.tmp = take(), take(), take(), take()
-	sc.mux, sc.muy, sc.exx, sc.eyy, sc.ex = take(), take(), take(), take(), take()
-	sc.gmu, sc.gxx, sc.gxy, sc.acc = take(), take(), take(), take()
-}
 
 func checkShape(name string, shape [4]int, x, t []float32) error {
 	for _, d := range shape {
@@ -243,13 +220,6 @@ func growF64(b []float64, n int) []float64 {
 	return b[:n]
 }
 
-func growI32(b []int32, n int) []int32 {
-	if cap(b) < n {
-		return make([]int32, n)
-	}
-	return b[:n]
-}
-
 // groups returns the number of normalisation groups and planes per group.
 func (s *SSIM) groups(shape [4]int) (int, int) {
 	switch s.cfg.Normalize {
@@ -260,41 +230,53 @@ func (s *SSIM) groups(shape [4]int) (int, int) {
 	}
 }
 
-// minMax computes each group's minimum, 1/(max-min) (0 for a constant
-// group) and, when counts is set, how many elements tie at the minimum
-// and the maximum (torch's min/max gradients are shared evenly by ties).
-func minMax(v []float32, groups, gsize int, lo, inv, hi []float64, nmin, nmax []int32) {
+// extremes are a normalisation group's minimum and maximum, how many
+// elements tie at each (torch's min/max gradients are shared evenly by
+// ties) and the index of the first of them.
+type extremes struct {
+	lo, hi   float32
+	nlo, nhi int
+	ilo, ihi int
+}
+
+// extrema scans d once (a NaN is never taken unless it is d[0]; -0 and +0
+// tie, as under ==).
+func extrema(d []float32) extremes {
+	e := extremes{lo: d[0], hi: d[0]}
+	for i, x := range d {
+		if x <= e.lo {
+			if x < e.lo {
+				e.lo, e.nlo, e.ilo = x, 0, i
+			}
+			e.nlo++
+		}
+		if x >= e.hi {
+			if x > e.hi {
+				e.hi, e.nhi, e.ihi = x, 0, i
+			}
+			e.nhi++
+		}
+	}
+	return e
+}
+
+// normGroup stores group g's extremes and 1/(max-min) (0 for a constant
+// group) in ext and inv.
+func normGroup(d []float32, g int, ext []extremes, inv []float64) {
+	e := extrema(d)
+	ext[g] = e
+	if e.hi > e.lo {
+		inv[g] = 1 / (float64(e.hi) - float64(e.lo))
+	} else {
+		inv[g] = 0
+	}
+}
+
+// minMax runs normGroup on every group of gsize values of v.
+func minMax(v []float32, groups, gsize int, ext []extremes, inv []float64) {
 	kernels.ParallelFor(groups, func(a, b int) {
 		for g := a; g < b; g++ {
-			d := v[g*gsize : (g+1)*gsize]
-			mn, mx := d[0], d[0]
-			for _, x := range d {
-				if x < mn {
-					mn = x
-				}
-				if x > mx {
-					mx = x
-				}
-			}
-			lo[g] = float64(mn)
-			if mx > mn {
-				inv[g] = 1 / (float64(mx) - float64(mn))
-			} else {
-				inv[g] = 0
-			}
-			if hi != nil {
-				hi[g] = float64(mx)
-				var cmn, cmx int32
-				for _, x := range d {
-					if x == mn {
-						cmn++
-					}
-					if x == mx {
-						cmx++
-					}
-				}
-				nmin[g], nmax[g] = cmn, cmx
-			}
+			normGroup(v[g*gsize:(g+1)*gsize], g, ext, inv)
 		}
 	})
 }
@@ -342,48 +324,55 @@ func (s *SSIM) run(x, t []float32, shape [4]int, grad []float32, mapOut []float6
 
 	ng, gsize := s.groups(shape)
 	norm := s.cfg.Normalize != "none"
+	// one group per plane ("channel"): each plane's worker normalises and
+	// corrects its own plane while the plane is in its cache
+	perPlane := norm && gsize == 1
 	s.planeLoss = growF64(s.planeLoss, planes)
 	s.s1 = growF64(s.s1, planes)
 	s.s2 = growF64(s.s2, planes)
 	if norm {
-		s.xlo, s.xinv, s.xhi = growF64(s.xlo, ng), growF64(s.xinv, ng), growF64(s.xhi, ng)
-		s.tlo, s.tinv = growF64(s.tlo, ng), growF64(s.tinv, ng)
-		s.nmin, s.nmax = growI32(s.nmin, ng), growI32(s.nmax, ng)
-		var hi []float64
-		var nmn, nmx []int32
-		if grad != nil {
-			hi, nmn, nmx = s.xhi, s.nmin, s.nmax
+		s.xinv, s.tinv = growF64(s.xinv, ng), growF64(s.tinv, ng)
+		if cap(s.xext) < ng {
+			s.xext, s.text = make([]extremes, ng), make([]extremes, ng)
 		}
-		minMax(x, ng, gsize*hw, s.xlo, s.xinv, hi, nmn, nmx)
-		minMax(t, ng, gsize*hw, s.tlo, s.tinv, nil, nil, nil)
+		s.xext, s.text = s.xext[:ng], s.text[:ng]
+		if !perPlane {
+			minMax(x, ng, gsize*hw, s.xext, s.xinv)
+			minMax(t, ng, gsize*hw, s.text, s.tinv)
+		}
 	}
-	// dLoss/dS where the clamp passes the gradient (torch's clamp backward
-	// is inclusive at both bounds).
-	gS := -0.5 / count
+	gS := -0.5 / count // dLoss/dS where the clamp passes the gradient
 	kernels.ParallelFor(planes, func(a, b int) {
 		sc := <-s.free
 		defer func() { s.free <- sc }()
-		sc.grow(hw)
+		sc.grow(h, w, pad)
 		for pl := a; pl < b; pl++ {
+			xs, ts := x[pl*hw:(pl+1)*hw], t[pl*hw:(pl+1)*hw]
 			xlo, xinv, tlo, tinv := 0.0, 1.0, 0.0, 1.0
 			if norm {
+				if perPlane {
+					normGroup(xs, pl, s.xext, s.xinv)
+					normGroup(ts, pl, s.text, s.tinv)
+				}
 				g := pl / gsize
-				xlo, xinv, tlo, tinv = s.xlo[g], s.xinv[g], s.tlo[g], s.tinv[g]
+				xlo, xinv = float64(s.xext[g].lo), s.xinv[g]
+				tlo, tinv = float64(s.text[g].lo), s.tinv[g]
 			}
-			xs, ts := x[pl*hw:(pl+1)*hw], t[pl*hw:(pl+1)*hw]
-			for i := range xs {
-				sc.xn[i] = (float64(xs[i]) - xlo) * xinv
-				sc.tn[i] = (float64(ts[i]) - tlo) * tinv
-			}
+			sc.load(sc.px, xs, xlo, xinv)
+			sc.load(sc.py, ts, tlo, tinv)
 			var mo []float64
 			if mapOut != nil {
 				mo = mapOut[pl*(r1-r0)*(c1-c0) : (pl+1)*(r1-r0)*(c1-c0)]
 			}
-			var gp []float32
-			if grad != nil {
-				gp = grad[pl*hw : (pl+1)*hw]
+			if grad == nil {
+				s.planeLoss[pl], _, _ = s.plane(sc, kern, r0, r1, c0, c1, gS, xinv, mo, nil)
+				continue
 			}
-			s.planeLoss[pl], s.s1[pl], s.s2[pl] = s.plane(sc, h, w, kern, r0, r1, c0, c1, gS, xinv, mo, gp)
+			gp := grad[pl*hw : (pl+1)*hw]
+			s.planeLoss[pl], s.s1[pl], s.s2[pl] = s.plane(sc, kern, r0, r1, c0, c1, gS, xinv, mo, gp)
+			if perPlane {
+				s.correctGroup(pl, xs, gp, s.s1[pl], s.s2[pl])
+			}
 		}
 	})
 	var loss float64
@@ -391,7 +380,7 @@ func (s *SSIM) run(x, t []float32, shape [4]int, grad []float32, mapOut []float6
 		loss += v
 	}
 	loss /= count
-	if grad != nil && norm {
+	if grad != nil && norm && !perPlane {
 		s.normCorrections(x, grad, ng, gsize*hw, gsize)
 	}
 	return loss, nil
@@ -407,264 +396,39 @@ func (s *SSIM) run(x, t []float32, shape [4]int, grad []float32, mapOut []float6
 func (s *SSIM) normCorrections(x, grad []float32, ng, glen, gsize int) {
 	kernels.ParallelFor(ng, func(a, b int) {
 		for g := a; g < b; g++ {
-			inv := s.xinv[g]
-			if inv == 0 {
-				continue // constant group: zero gradient (already written)
-			}
 			var s1, s2 float64
 			for p := g * gsize; p < (g+1)*gsize; p++ {
 				s1 += s.s1[p]
 				s2 += s.s2[p]
 			}
-			dmin := float32(s1 * inv / float64(s.nmin[g]))
-			dmax := float32(-s2 * inv / float64(s.nmax[g]))
-			mn, mx := float32(s.xlo[g]), float32(s.xhi[g])
-			xs, gs := x[g*glen:(g+1)*glen], grad[g*glen:(g+1)*glen]
-			for i, v := range xs {
-				if v == mn {
-					gs[i] += dmin
-				}
-				if v == mx {
-					gs[i] += dmax
-				}
-			}
+			s.correctGroup(g, x[g*glen:(g+1)*glen], grad[g*glen:(g+1)*glen], s1, s2)
 		}
 	})
 }
 
-// plane computes one plane's summed loss terms (over the kept region),
-// its SSIM map into mo when non-nil, and when gp is non-nil the gradient
-// with respect to the normalised student times inv (the first term of
-// the normalisation's derivative) into gp; it returns the loss sum and
-// the per-plane sums sum g (y - 1), sum g y of the gradient g with
-// respect to the normalised student y.
-func (s *SSIM) plane(sc *ssimScratch, h, w int, kern []float64, r0, r1, c0, c1 int, gS, inv float64, mo []float64, gp []float32) (float64, float64, float64) {
-	xn, tn := sc.xn, sc.tn
-	filter := func(dst, src []float64) {
-		hpass(sc.tmp, src, h, w, kern)
-		vpass(dst, sc.tmp, h, w, kern)
+// correctGroup adds group g's min and max terms (sums s1, s2) to its
+// gradient gs at the elements of xs that tie at the group's minimum or
+// maximum (xs is only scanned when there is a tie).
+func (s *SSIM) correctGroup(g int, xs, gs []float32, s1, s2 float64) {
+	inv := s.xinv[g]
+	if inv == 0 {
+		return // constant group: zero gradient (already written)
 	}
-	filter(sc.mux, xn)
-	filter(sc.muy, tn)
-	for i := range xn {
-		sc.p[i] = xn[i] * xn[i]
+	e := s.xext[g]
+	dmin := float32(s1 * inv / float64(e.nlo))
+	dmax := float32(-s2 * inv / float64(e.nhi))
+	if e.nlo == 1 && e.nhi == 1 {
+		gs[e.ilo] += dmin
+		gs[e.ihi] += dmax
+		return
 	}
-	filter(sc.exx, sc.p)
-	for i := range xn {
-		sc.p[i] = tn[i] * tn[i]
-	}
-	filter(sc.eyy, sc.p)
-	for i := range xn {
-		sc.p[i] = xn[i] * tn[i]
-	}
-	filter(sc.ex, sc.p)
-
-	terms := s.cfg.Terms
-	need := gp != nil
-	if need {
-		clear(sc.gmu)
-		clear(sc.gxx)
-		clear(sc.gxy)
-	}
-	var loss float64
-	mi := 0
-	for r := r0; r < r1; r++ {
-		for cc := c0; cc < c1; cc++ {
-			i := r*w + cc
-			mx, my := sc.mux[i], sc.muy[i]
-			sx := sc.exx[i] - mx*mx
-			sy := sc.eyy[i] - my*my
-			sxy := sc.ex[i] - mx*my
-			var v, dMu, dSx, dSxy float64
-			switch terms {
-			case "full":
-				a1 := 2*mx*my + ssimC1
-				a2 := 2*sxy + ssimC2
-				b1 := mx*mx + my*my + ssimC1
-				b2 := sx + sy + ssimC2
-				den := b1*b2 + ssimEps
-				v = a1 * a2 / den
-				dMu = (2*my*a2 - v*2*mx*b2) / den
-				dSx = -v * b1 / den
-				dSxy = 2 * a1 / den
-			case "cs":
-				den := sx + sy + ssimC2 + ssimEps
-				v = (2*sxy + ssimC2) / den
-				dSx = -v / den
-				dSxy = 2 / den
-			case "s":
-				px, py := max(sx, 0), max(sy, 0)
-				q := math.Sqrt(px * py)
-				den := q + ssimC3 + ssimEps
-				v = (sxy + ssimC3) / den
-				dSxy = 1 / den
-				if sx > 0 && q > 0 {
-					dSx = -v / den * py / (2 * q)
-				}
-			}
-			if mo != nil {
-				mo[mi] = v
-				mi++
-			}
-			l := (1 - v) / 2
-			pass := l >= 0 && l <= 1
-			loss += min(max(l, 0), 1)
-			if need && pass {
-				sc.gmu[i] = gS * (dMu - 2*mx*dSx - my*dSxy)
-				sc.gxx[i] = gS * dSx
-				sc.gxy[i] = gS * dSxy
-			}
+	gs = gs[:len(xs)]
+	for i, v := range xs {
+		if v == e.lo {
+			gs[i] += dmin
 		}
-	}
-	if !need {
-		return loss, 0, 0
-	}
-	// dL/dxn = G^T gmu + 2 xn G^T gxx + tn G^T gxy
-	filterT := func(dst, src []float64) {
-		vpassT(sc.tmp, src, h, w, kern)
-		hpassT(dst, sc.tmp, h, w, kern)
-	}
-	filterT(sc.acc, sc.gmu)
-	filterT(sc.p, sc.gxx)
-	for i := range sc.acc {
-		sc.acc[i] += 2 * xn[i] * sc.p[i]
-	}
-	filterT(sc.p, sc.gxy)
-	var s1, s2 float64
-	for i := range sc.acc {
-		g := sc.acc[i] + tn[i]*sc.p[i]
-		s1 += g * (xn[i] - 1)
-		s2 += g * xn[i]
-		gp[i] = float32(g * inv)
-	}
-	return loss, s1, s2
-}
-
-// refl is torch's reflect index for i in [-(n-1), 2n-2].
-func refl(i, n int) int {
-	if i < 0 {
-		return -i
-	}
-	if i >= n {
-		return 2*(n-1) - i
-	}
-	return i
-}
-
-// The filters below use the window's symmetry (w[k] == w[K-1-k], exact
-// by construction) and run as row-wise multiply-adds over whole row
-// segments, which pipeline far better than one dot product per output.
-
-// hpass filters every row: dst[r][j] = sum_k w[k] src[r][refl(j+k-pad)].
-func hpass(dst, src []float64, h, wd int, w []float64) {
-	pad := len(w) / 2
-	lo, hi := pad, wd-pad // outputs whose window lies inside the row
-	if hi < lo {
-		lo, hi = wd, wd
-	}
-	for r := 0; r < h; r++ {
-		s := src[r*wd : (r+1)*wd]
-		d := dst[r*wd : (r+1)*wd]
-		if hi > lo {
-			dd := d[lo:hi]
-			wc := w[pad]
-			sc := s[lo:hi]
-			for j := range dd {
-				dd[j] = wc * sc[j]
-			}
-			for k := 0; k < pad; k++ {
-				wk := w[k]
-				a := s[lo-pad+k:][:len(dd)]
-				b := s[lo+pad-k:][:len(dd)]
-				for j := range dd {
-					dd[j] += wk * (a[j] + b[j])
-				}
-			}
-		}
-		for j := 0; j < wd; j++ {
-			if j == lo {
-				j = hi
-				if j >= wd {
-					break
-				}
-			}
-			var acc float64
-			for k, wk := range w {
-				acc += wk * s[refl(j+k-pad, wd)]
-			}
-			d[j] = acc
-		}
-	}
-}
-
-// vpass filters every column: dst[r] = sum_k w[k] src[refl(r+k-pad)].
-func vpass(dst, src []float64, h, wd int, w []float64) {
-	pad := len(w) / 2
-	for r := 0; r < h; r++ {
-		d := dst[r*wd : (r+1)*wd]
-		wc := w[pad]
-		c := src[r*wd:][:len(d)]
-		for j := range d {
-			d[j] = wc * c[j]
-		}
-		for k := 0; k < pad; k++ {
-			wk := w[k]
-			a := src[refl(r+k-pad, h)*wd:][:len(d)]
-			b := src[refl(r+pad-k, h)*wd:][:len(d)]
-			for j := range d {
-				d[j] += wk * (a[j] + b[j])
-			}
-		}
-	}
-}
-
-// vpassT is vpass's adjoint: dst[refl(r+k-pad)] += w[k] src[r].
-func vpassT(dst, src []float64, h, wd int, w []float64) {
-	pad := len(w) / 2
-	clear(dst[:h*wd])
-	for r := 0; r < h; r++ {
-		s := src[r*wd : (r+1)*wd]
-		for k, wk := range w {
-			d := dst[refl(r+k-pad, h)*wd:][:len(s)]
-			for j := range s {
-				d[j] += wk * s[j]
-			}
-		}
-	}
-}
-
-// hpassT is hpass's adjoint: dst[r][refl(j+k-pad)] += w[k] src[r][j].
-func hpassT(dst, src []float64, h, wd int, w []float64) {
-	pad := len(w) / 2
-	lo, hi := pad, wd-pad
-	if hi < lo {
-		lo, hi = wd, wd
-	}
-	for r := 0; r < h; r++ {
-		s := src[r*wd : (r+1)*wd]
-		d := dst[r*wd : (r+1)*wd]
-		clear(d)
-		if hi > lo {
-			// interior sources j in [lo, hi) reach d[j-pad .. j+pad]
-			ss := s[lo:hi]
-			for k, wk := range w {
-				dd := d[lo-pad+k:][:len(ss)]
-				for j := range ss {
-					dd[j] += wk * ss[j]
-				}
-			}
-		}
-		for j := 0; j < wd; j++ {
-			if j == lo {
-				j = hi
-				if j >= wd {
-					break
-				}
-			}
-			v := s[j]
-			for k, wk := range w {
-				d[refl(j+k-pad, wd)] += wk * v
-			}
+		if v == e.hi {
+			gs[i] += dmax
 		}
 	}
 }

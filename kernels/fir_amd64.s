@@ -1,0 +1,186 @@
+//go:build amd64
+
+#include "textflag.h"
+
+// FIR64's kernels (see fir.go and fir_amd64.go): for each block of
+// outputs, every tap t broadcasts w[t] and adds w[t] * src[j + t*stride]
+// into the block's accumulators with one fused multiply-add per vector;
+// the source pointer BX steps by the stride (DX, in bytes) per tap.
+// Registers: DI dst, CX outputs left, SI src at the block, R9 w, R10 taps,
+// R11 tap index.
+
+// func fir64AVX512(dst *float64, n int, src *float64, stride int, w *float64, taps int)
+TEXT ·fir64AVX512(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ n+8(FP), CX
+	MOVQ src+16(FP), SI
+	MOVQ stride+24(FP), DX
+	MOVQ w+32(FP), R9
+	MOVQ taps+40(FP), R10
+	SHLQ $3, DX
+fir64AVX512_big:
+	CMPQ CX, $64
+	JLT fir64AVX512_vec
+	VPXORQ Z0, Z0, Z0
+	VPXORQ Z1, Z1, Z1
+	VPXORQ Z2, Z2, Z2
+	VPXORQ Z3, Z3, Z3
+	VPXORQ Z4, Z4, Z4
+	VPXORQ Z5, Z5, Z5
+	VPXORQ Z6, Z6, Z6
+	VPXORQ Z7, Z7, Z7
+	MOVQ SI, BX
+	XORQ R11, R11
+fir64AVX512_bigtap:
+	VBROADCASTSD (R9)(R11*8), Z8
+	VFMADD231PD 0(BX), Z8, Z0
+	VFMADD231PD 64(BX), Z8, Z1
+	VFMADD231PD 128(BX), Z8, Z2
+	VFMADD231PD 192(BX), Z8, Z3
+	VFMADD231PD 256(BX), Z8, Z4
+	VFMADD231PD 320(BX), Z8, Z5
+	VFMADD231PD 384(BX), Z8, Z6
+	VFMADD231PD 448(BX), Z8, Z7
+	ADDQ DX, BX
+	INCQ R11
+	CMPQ R11, R10
+	JLT fir64AVX512_bigtap
+	VMOVUPD Z0, 0(DI)
+	VMOVUPD Z1, 64(DI)
+	VMOVUPD Z2, 128(DI)
+	VMOVUPD Z3, 192(DI)
+	VMOVUPD Z4, 256(DI)
+	VMOVUPD Z5, 320(DI)
+	VMOVUPD Z6, 384(DI)
+	VMOVUPD Z7, 448(DI)
+	ADDQ $512, DI
+	ADDQ $512, SI
+	SUBQ $64, CX
+	JMP fir64AVX512_big
+fir64AVX512_vec:
+	CMPQ CX, $8
+	JLT fir64AVX512_one
+	VPXORQ Z0, Z0, Z0
+	MOVQ SI, BX
+	XORQ R11, R11
+fir64AVX512_vectap:
+	VBROADCASTSD (R9)(R11*8), Z8
+	VFMADD231PD (BX), Z8, Z0
+	ADDQ DX, BX
+	INCQ R11
+	CMPQ R11, R10
+	JLT fir64AVX512_vectap
+	VMOVUPD Z0, (DI)
+	ADDQ $64, DI
+	ADDQ $64, SI
+	SUBQ $8, CX
+	JMP fir64AVX512_vec
+fir64AVX512_one:
+	TESTQ CX, CX
+	JEQ fir64AVX512_done
+	VXORPD X0, X0, X0
+	MOVQ SI, BX
+	XORQ R11, R11
+fir64AVX512_onetap:
+	VMOVSD (R9)(R11*8), X1
+	VFMADD231SD (BX), X1, X0
+	ADDQ DX, BX
+	INCQ R11
+	CMPQ R11, R10
+	JLT fir64AVX512_onetap
+	VMOVSD X0, (DI)
+	ADDQ $8, DI
+	ADDQ $8, SI
+	DECQ CX
+	JMP fir64AVX512_one
+fir64AVX512_done:
+	VZEROUPPER
+	RET
+
+// func fir64AVX2(dst *float64, n int, src *float64, stride int, w *float64, taps int)
+TEXT ·fir64AVX2(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ n+8(FP), CX
+	MOVQ src+16(FP), SI
+	MOVQ stride+24(FP), DX
+	MOVQ w+32(FP), R9
+	MOVQ taps+40(FP), R10
+	SHLQ $3, DX
+fir64AVX2_big:
+	CMPQ CX, $32
+	JLT fir64AVX2_vec
+	VXORPD Y0, Y0, Y0
+	VXORPD Y1, Y1, Y1
+	VXORPD Y2, Y2, Y2
+	VXORPD Y3, Y3, Y3
+	VXORPD Y4, Y4, Y4
+	VXORPD Y5, Y5, Y5
+	VXORPD Y6, Y6, Y6
+	VXORPD Y7, Y7, Y7
+	MOVQ SI, BX
+	XORQ R11, R11
+fir64AVX2_bigtap:
+	VBROADCASTSD (R9)(R11*8), Y8
+	VFMADD231PD 0(BX), Y8, Y0
+	VFMADD231PD 32(BX), Y8, Y1
+	VFMADD231PD 64(BX), Y8, Y2
+	VFMADD231PD 96(BX), Y8, Y3
+	VFMADD231PD 128(BX), Y8, Y4
+	VFMADD231PD 160(BX), Y8, Y5
+	VFMADD231PD 192(BX), Y8, Y6
+	VFMADD231PD 224(BX), Y8, Y7
+	ADDQ DX, BX
+	INCQ R11
+	CMPQ R11, R10
+	JLT fir64AVX2_bigtap
+	VMOVUPD Y0, 0(DI)
+	VMOVUPD Y1, 32(DI)
+	VMOVUPD Y2, 64(DI)
+	VMOVUPD Y3, 96(DI)
+	VMOVUPD Y4, 128(DI)
+	VMOVUPD Y5, 160(DI)
+	VMOVUPD Y6, 192(DI)
+	VMOVUPD Y7, 224(DI)
+	ADDQ $256, DI
+	ADDQ $256, SI
+	SUBQ $32, CX
+	JMP fir64AVX2_big
+fir64AVX2_vec:
+	CMPQ CX, $4
+	JLT fir64AVX2_one
+	VXORPD Y0, Y0, Y0
+	MOVQ SI, BX
+	XORQ R11, R11
+fir64AVX2_vectap:
+	VBROADCASTSD (R9)(R11*8), Y8
+	VFMADD231PD (BX), Y8, Y0
+	ADDQ DX, BX
+	INCQ R11
+	CMPQ R11, R10
+	JLT fir64AVX2_vectap
+	VMOVUPD Y0, (DI)
+	ADDQ $32, DI
+	ADDQ $32, SI
+	SUBQ $4, CX
+	JMP fir64AVX2_vec
+fir64AVX2_one:
+	TESTQ CX, CX
+	JEQ fir64AVX2_done
+	VXORPD X0, X0, X0
+	MOVQ SI, BX
+	XORQ R11, R11
+fir64AVX2_onetap:
+	VMOVSD (R9)(R11*8), X1
+	VFMADD231SD (BX), X1, X0
+	ADDQ DX, BX
+	INCQ R11
+	CMPQ R11, R10
+	JLT fir64AVX2_onetap
+	VMOVSD X0, (DI)
+	ADDQ $8, DI
+	ADDQ $8, SI
+	DECQ CX
+	JMP fir64AVX2_one
+fir64AVX2_done:
+	VZEROUPPER
+	RET
