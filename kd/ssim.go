@@ -213,9 +213,12 @@ func (s *SSIM) kernel(k int) []float64 {
 	return w
 }
 
+// growF64 returns b resliced to n, or a new slice of at least 4096
+// values: an allocation of 32 KiB or more is a large object, which Go
+// places at a page boundary, so its rows of 8 values are cache lines.
 func growF64(b []float64, n int) []float64 {
 	if cap(b) < n {
-		return make([]float64, n)
+		return make([]float64, n, max(n, 4096))
 	}
 	return b[:n]
 }
@@ -242,17 +245,56 @@ type extremes struct {
 // extrema scans d once (a NaN is never taken unless it is d[0]; -0 and +0
 // tie, as under ==).
 func extrema(d []float32) extremes {
-	e := extremes{lo: d[0], hi: d[0]}
+	lo, hi := d[0], d[0] // locals, not the struct's fields, stay in registers
+	var nlo, nhi, ilo, ihi int
 	for i, x := range d {
-		if x <= e.lo {
-			if x < e.lo {
-				e.lo, e.nlo, e.ilo = x, 0, i
+		if x <= lo {
+			if x < lo {
+				lo, nlo, ilo = x, 0, i
+			}
+			nlo++
+		}
+		if x >= hi {
+			if x > hi {
+				hi, nhi, ihi = x, 0, i
+			}
+			nhi++
+		}
+	}
+	return extremes{lo: lo, hi: hi, nlo: nlo, nhi: nhi, ilo: ilo, ihi: ihi}
+}
+
+// extremaSIMD is extrema with the AVX2 kernels where they run (the tie
+// counts and first indices only when ties is set; otherwise they are 0).
+func extremaSIMD(d []float32, ties bool) extremes {
+	n := len(d) &^ 7
+	if !haveSSIMAsm || !kernels.AssemblyOn() || n == 0 {
+		return extrema(d)
+	}
+	lo, hi := extremaAVX2(&d[0], n)
+	for _, x := range d[n:] {
+		if x < lo {
+			lo = x
+		}
+		if x > hi {
+			hi = x
+		}
+	}
+	e := extremes{lo: lo, hi: hi}
+	if !ties {
+		return e
+	}
+	e.nlo, e.nhi, e.ilo, e.ihi = tiesAVX2(&d[0], n, lo, hi)
+	for i := n; i < len(d); i++ {
+		if d[i] == lo {
+			if e.nlo == 0 {
+				e.ilo = i
 			}
 			e.nlo++
 		}
-		if x >= e.hi {
-			if x > e.hi {
-				e.hi, e.nhi, e.ihi = x, 0, i
+		if d[i] == hi {
+			if e.nhi == 0 {
+				e.ihi = i
 			}
 			e.nhi++
 		}
@@ -260,10 +302,10 @@ func extrema(d []float32) extremes {
 	return e
 }
 
-// normGroup stores group g's extremes and 1/(max-min) (0 for a constant
-// group) in ext and inv.
-func normGroup(d []float32, g int, ext []extremes, inv []float64) {
-	e := extrema(d)
+// normGroup stores group g's extremes (with tie counts when ties is set)
+// and 1/(max-min) (0 for a constant group) in ext and inv.
+func normGroup(d []float32, g int, ext []extremes, inv []float64, ties bool) {
+	e := extremaSIMD(d, ties)
 	ext[g] = e
 	if e.hi > e.lo {
 		inv[g] = 1 / (float64(e.hi) - float64(e.lo))
@@ -273,10 +315,10 @@ func normGroup(d []float32, g int, ext []extremes, inv []float64) {
 }
 
 // minMax runs normGroup on every group of gsize values of v.
-func minMax(v []float32, groups, gsize int, ext []extremes, inv []float64) {
+func minMax(v []float32, groups, gsize int, ext []extremes, inv []float64, ties bool) {
 	kernels.ParallelFor(groups, func(a, b int) {
 		for g := a; g < b; g++ {
-			normGroup(v[g*gsize:(g+1)*gsize], g, ext, inv)
+			normGroup(v[g*gsize:(g+1)*gsize], g, ext, inv, ties)
 		}
 	})
 }
@@ -337,8 +379,8 @@ func (s *SSIM) run(x, t []float32, shape [4]int, grad []float32, mapOut []float6
 		}
 		s.xext, s.text = s.xext[:ng], s.text[:ng]
 		if !perPlane {
-			minMax(x, ng, gsize*hw, s.xext, s.xinv)
-			minMax(t, ng, gsize*hw, s.text, s.tinv)
+			minMax(x, ng, gsize*hw, s.xext, s.xinv, grad != nil)
+			minMax(t, ng, gsize*hw, s.text, s.tinv, false)
 		}
 	}
 	gS := -0.5 / count // dLoss/dS where the clamp passes the gradient
@@ -351,8 +393,8 @@ func (s *SSIM) run(x, t []float32, shape [4]int, grad []float32, mapOut []float6
 			xlo, xinv, tlo, tinv := 0.0, 1.0, 0.0, 1.0
 			if norm {
 				if perPlane {
-					normGroup(xs, pl, s.xext, s.xinv)
-					normGroup(ts, pl, s.text, s.tinv)
+					normGroup(xs, pl, s.xext, s.xinv, grad != nil)
+					normGroup(ts, pl, s.text, s.tinv, false)
 				}
 				g := pl / gsize
 				xlo, xinv = float64(s.xext[g].lo), s.xinv[g]

@@ -26,7 +26,9 @@ import (
 // Gaussian windows are symmetric (gaussian1D computes w[i] and w[K-1-i]
 // from the same x^2), so the reversed window is the window itself.
 
-// ssimScratch is one worker's plane-sized buffers.
+// ssimScratch is one worker's plane-sized buffers. The row strides wp and
+// wz are w+2p and w+4p rounded up to a multiple of 8; the columns beyond
+// are never read for a kept value.
 type ssimScratch struct {
 	h, w, p, hp, wp, wz int
 
@@ -46,7 +48,9 @@ type ssimScratch struct {
 // grow sizes the buffers for an h x w plane and window padding p.
 func (sc *ssimScratch) grow(h, w, p int) {
 	sc.h, sc.w, sc.p = h, w, p
-	sc.hp, sc.wp, sc.wz = h+2*p, w+2*p, w+4*p
+	// row strides rounded up to whole 64-byte lines: with line-aligned
+	// buffers (growF64) every vertical tap then loads aligned vectors
+	sc.hp, sc.wp, sc.wz = h+2*p, (w+2*p+7)&^7, (w+4*p+7)&^7
 	fwd := sc.hp * sc.wp
 	bwd := (h + 4*p) * sc.wz
 	for _, b := range []*[]float64{&sc.px, &sc.py, &sc.prod, &sc.tmp, &sc.mux, &sc.muy, &sc.exx, &sc.eyy, &sc.exy} {
@@ -90,10 +94,10 @@ func (sc *ssimScratch) filter(dst, src, kern []float64) {
 // filterT writes G^T g (g zero-padded, (h+4p) x wz) into dst, folded: the
 // h x w result at dst[(r+p)*wz + c+p].
 func (sc *ssimScratch) filterT(dst, g, kern []float64) {
-	hp, wp, wz, p := sc.hp, sc.wp, sc.wz, sc.p
-	kernels.FIR64(sc.vb[:hp*wz], g[:(sc.h+4*p)*wz], wz, kern)
+	h, w, p, hp, wz := sc.h, sc.w, sc.p, sc.hp, sc.wz
+	wp := w + 2*p // the padded width (sc.wp may be more)
+	kernels.FIR64(sc.vb[:hp*wz], g[:(h+4*p)*wz], wz, kern)
 	kernels.FIR64(dst[:(hp-1)*wz+wp], sc.vb[:hp*wz], 1, kern)
-	h, w := sc.h, sc.w
 	for m := 0; m < hp; m++ {
 		row := dst[m*wz:][:wp]
 		for q := 0; q < p; q++ {
@@ -192,7 +196,7 @@ func (s *SSIM) pointwise(sc *ssimScratch, r0, r1, c0, c1 int, gS float64, mo []f
 			st.gmu, st.gxx, st.gxy = sc.gmu[j:][:n], sc.gxx[j:][:n], sc.gxy[j:][:n]
 		}
 		if full && mo == nil {
-			loss += st.full(gS, need)
+			loss += st.fullSIMD(gS, need)
 		} else {
 			loss += st.generic(s.cfg.Terms, gS, need)
 		}
@@ -214,12 +218,51 @@ type ssimRow struct {
 func clampLoss(v float64) (float64, bool) {
 	l := (1 - v) / 2
 	switch {
+	case l >= 0 && l <= 1:
+		return l, true
 	case l < 0:
 		return 0, false
 	case l > 1:
 		return 1, false
 	}
-	return l, true
+	return l, false // NaN: propagated, no gradient
+}
+
+// ssimVecConsts are ssimFullAVX2's constants, each broadcast to four
+// lanes: C1, C2, eps, 1, 1/2, gS, -gS, 0.
+type ssimVecConsts [8][4]float64
+
+func newSSIMVecConsts(gS float64) *ssimVecConsts {
+	var c ssimVecConsts
+	for i, v := range [8]float64{ssimC1, ssimC2, ssimEps, 1, 0.5, gS, -gS, 0} {
+		c[i] = [4]float64{v, v, v, v}
+	}
+	return &c
+}
+
+// fullSIMD is full with the assembly kernel where it runs (all but the
+// last len%4 positions; the same formulas, fused multiply-adds and four
+// partial loss sums, so the last bits may differ).
+func (st ssimRow) fullSIMD(gS float64, need bool) float64 {
+	n := len(st.mux) &^ 3
+	if !haveSSIMAsm || !kernels.AssemblyOn() || n == 0 {
+		return st.full(gS, need)
+	}
+	var gmu, gxx, gxy *float64
+	if need {
+		gmu, gxx, gxy = &st.gmu[0], &st.gxx[0], &st.gxy[0]
+		_, _, _ = st.gmu[n-1], st.gxx[n-1], st.gxy[n-1]
+	}
+	_, _, _, _ = st.muy[n-1], st.exx[n-1], st.eyy[n-1], st.exy[n-1]
+	loss := ssimFullAVX2(newSSIMVecConsts(gS), &st.mux[0], &st.muy[0], &st.exx[0], &st.eyy[0], &st.exy[0], gmu, gxx, gxy, n)
+	if n == len(st.mux) {
+		return loss
+	}
+	tail := ssimRow{mux: st.mux[n:], muy: st.muy[n:], exx: st.exx[n:], eyy: st.eyy[n:], exy: st.exy[n:]}
+	if need {
+		tail.gmu, tail.gxx, tail.gxy = st.gmu[n:], st.gxx[n:], st.gxy[n:]
+	}
+	return loss + tail.full(gS, need)
 }
 
 // full is generic specialised to terms "full" without a map (ssimTerm

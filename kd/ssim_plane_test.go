@@ -157,3 +157,101 @@ func refl(i, n int) int {
 	}
 	return i
 }
+
+// TestSSIMFullSIMD: the assembly "full" row kernel against the Go loop on
+// arbitrary statistics (not from real maps, so that S leaves [-1, 1] and
+// the clamp blocks some gradients), row lengths around its four-wide
+// step, with and without gradients and with a NaN position.
+func TestSSIMFullSIMD(t *testing.T) {
+	if !haveSSIMAsm || !kernels.AssemblyOn() {
+		t.Skip("no SSIM assembly on this CPU")
+	}
+	rng := rand.New(rand.NewSource(5))
+	for _, n := range []int{1, 3, 4, 5, 8, 13, 80} {
+		for _, need := range []bool{false, true} {
+			mk := func() []float64 {
+				v := make([]float64, n)
+				for i := range v {
+					v[i] = rng.Float64()*1.6 - 0.3
+				}
+				return v
+			}
+			st := ssimRow{mux: mk(), muy: mk(), exx: mk(), eyy: mk(), exy: mk()}
+			if n >= 5 {
+				st.exy[4] = math.NaN()
+			}
+			ref := st
+			if need {
+				st.gmu, st.gxx, st.gxy = make([]float64, n), make([]float64, n), make([]float64, n)
+				ref.gmu, ref.gxx, ref.gxy = make([]float64, n), make([]float64, n), make([]float64, n)
+			}
+			got, want := st.fullSIMD(-0.25, need), ref.full(-0.25, need)
+			if n >= 5 {
+				if !math.IsNaN(got) || !math.IsNaN(want) {
+					t.Fatalf("n %d: loss %v, Go %v: want NaN from the NaN position", n, got, want)
+				}
+			} else if math.Abs(got-want) > 1e-13*math.Abs(want) {
+				t.Fatalf("n %d: loss %.17g, Go %.17g", n, got, want)
+			}
+			if !need {
+				continue
+			}
+			for _, p := range [][2][]float64{{st.gmu, ref.gmu}, {st.gxx, ref.gxx}, {st.gxy, ref.gxy}} {
+				for i := range p[1] {
+					a, b := p[0][i], p[1][i]
+					if math.Abs(a-b) > 1e-12*math.Max(math.Abs(b), 1) {
+						t.Fatalf("n %d need %v: gradient[%d] = %.17g, Go %.17g", n, need, i, a, b)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestExtremaSIMD: the AVX2 min/max and tie scans against extrema on
+// lengths around their eight-wide step, with planted ties at both ends
+// (in the vector body and the tail), NaNs (skipped unless first) and
+// signed zeros (which tie).
+func TestExtremaSIMD(t *testing.T) {
+	if !haveSSIMAsm || !kernels.AssemblyOn() {
+		t.Skip("no SSIM assembly on this CPU")
+	}
+	rng := rand.New(rand.NewSource(9))
+	for _, n := range []int{1, 7, 8, 9, 16, 25, 100, 6400} {
+		for trial := 0; trial < 6; trial++ {
+			d := make([]float32, n)
+			for i := range d {
+				d[i] = float32(rng.NormFloat64())
+			}
+			switch trial {
+			case 1: // ties at both extremes, one of them in the tail
+				d[rng.Intn(n)], d[n-1] = -9, -9
+				d[rng.Intn(n)], d[n/2] = 9, 9
+			case 2:
+				d[rng.Intn(n)] = float32(math.NaN())
+			case 3:
+				d[0] = float32(math.NaN())
+			case 4: // the minimum is zero, of both signs
+				for i := range d {
+					d[i] = float32(math.Abs(float64(d[i]))) + 1
+				}
+				d[rng.Intn(n)] = float32(math.Copysign(0, -1))
+				d[rng.Intn(n)] = 0
+			case 5: // constant
+				for i := range d {
+					d[i] = 2
+				}
+			}
+			want := extrema(d)
+			got := extremaSIMD(d, true)
+			same := func(a, b float32) bool { return a == b || a != a && b != b }
+			if !same(got.lo, want.lo) || !same(got.hi, want.hi) || got.nlo != want.nlo || got.nhi != want.nhi ||
+				(want.nlo > 0 && got.ilo != want.ilo) || (want.nhi > 0 && got.ihi != want.ihi) {
+				t.Fatalf("n %d trial %d: %+v, want %+v", n, trial, got, want)
+			}
+			if e := extremaSIMD(d, false); !same(e.lo, want.lo) || !same(e.hi, want.hi) {
+				t.Fatalf("n %d trial %d without ties: %+v, want %+v", n, trial, e, want)
+			}
+		}
+	}
+}

@@ -134,6 +134,10 @@ func UseAssembly(on bool) (previous bool) {
 	return useAsm.Swap(on && asmKernel != nil)
 }
 
+// AssemblyOn reports whether the SIMD assembly kernels are in use (see
+// UseAssembly), for packages with assembly of their own.
+func AssemblyOn() bool { return useAsm.Load() }
+
 // KernelName names the micro-kernel Sgemm currently uses.
 func KernelName() string { return activeKernel().name }
 
