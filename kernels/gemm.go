@@ -126,8 +126,9 @@ type microKernel struct {
 // useAsm selects the assembly micro-kernel when the CPU supports it.
 var useAsm atomic.Bool
 
-// UseAssembly switches the SIMD assembly micro-kernel on or off and returns
-// the previous setting. Switching it on has no effect on CPUs (or
+// UseAssembly switches the SIMD assembly kernels (the SGEMM micro-kernel,
+// FIR64, and those of other packages that ask AssemblyOn) on or off and
+// returns the previous setting. Switching it on has no effect on CPUs (or
 // architectures) without AVX2 and FMA. The environment variable SKD_NOASM=1
 // switches it off at start-up. Intended for tests and benchmarks.
 func UseAssembly(on bool) (previous bool) {
