@@ -185,6 +185,7 @@ func (s *SSIM) plane(sc *ssimScratch, kern []float64, r0, r1, c0, c1 int, gS, in
 func (s *SSIM) pointwise(sc *ssimScratch, r0, r1, c0, c1 int, gS float64, mo []float64, need bool) float64 {
 	wp, wz, p, n := sc.wp, sc.wz, sc.p, c1-c0
 	full := s.cfg.Terms == "full"
+	vc := newSSIMVecConsts(gS)
 	var loss float64
 	for r := r0; r < r1; r++ {
 		i, j := r*wp+c0, (r+2*p)*wz+c0+2*p
@@ -196,7 +197,7 @@ func (s *SSIM) pointwise(sc *ssimScratch, r0, r1, c0, c1 int, gS float64, mo []f
 			st.gmu, st.gxx, st.gxy = sc.gmu[j:][:n], sc.gxx[j:][:n], sc.gxy[j:][:n]
 		}
 		if full && mo == nil {
-			loss += st.fullSIMD(gS, need)
+			loss += st.fullSIMD(&vc, gS, need)
 		} else {
 			loss += st.generic(s.cfg.Terms, gS, need)
 		}
@@ -232,18 +233,18 @@ func clampLoss(v float64) (float64, bool) {
 // lanes: C1, C2, eps, 1, 1/2, gS, -gS, 0.
 type ssimVecConsts [8][4]float64
 
-func newSSIMVecConsts(gS float64) *ssimVecConsts {
-	var c ssimVecConsts
+func newSSIMVecConsts(gS float64) (c ssimVecConsts) {
 	for i, v := range [8]float64{ssimC1, ssimC2, ssimEps, 1, 0.5, gS, -gS, 0} {
 		c[i] = [4]float64{v, v, v, v}
 	}
-	return &c
+	return c
 }
 
 // fullSIMD is full with the assembly kernel where it runs (all but the
 // last len%4 positions; the same formulas, fused multiply-adds and four
-// partial loss sums, so the last bits may differ).
-func (st ssimRow) fullSIMD(gS float64, need bool) float64 {
+// partial loss sums, so the last bits may differ); vc holds gS's
+// constants.
+func (st ssimRow) fullSIMD(vc *ssimVecConsts, gS float64, need bool) float64 {
 	n := len(st.mux) &^ 3
 	if !haveSSIMAsm || !kernels.AssemblyOn() || n == 0 {
 		return st.full(gS, need)
@@ -254,7 +255,7 @@ func (st ssimRow) fullSIMD(gS float64, need bool) float64 {
 		_, _, _ = st.gmu[n-1], st.gxx[n-1], st.gxy[n-1]
 	}
 	_, _, _, _ = st.muy[n-1], st.exx[n-1], st.eyy[n-1], st.exy[n-1]
-	loss := ssimFullAVX2(newSSIMVecConsts(gS), &st.mux[0], &st.muy[0], &st.exx[0], &st.eyy[0], &st.exy[0], gmu, gxx, gxy, n)
+	loss := ssimFullAVX2(vc, &st.mux[0], &st.muy[0], &st.exx[0], &st.eyy[0], &st.exy[0], gmu, gxx, gxy, n)
 	if n == len(st.mux) {
 		return loss
 	}

@@ -167,6 +167,7 @@ func TestSSIMFullSIMD(t *testing.T) {
 		t.Skip("no SSIM assembly on this CPU")
 	}
 	rng := rand.New(rand.NewSource(5))
+	vc := newSSIMVecConsts(-0.25)
 	for _, n := range []int{1, 3, 4, 5, 8, 13, 80} {
 		for _, need := range []bool{false, true} {
 			mk := func() []float64 {
@@ -185,7 +186,7 @@ func TestSSIMFullSIMD(t *testing.T) {
 				st.gmu, st.gxx, st.gxy = make([]float64, n), make([]float64, n), make([]float64, n)
 				ref.gmu, ref.gxx, ref.gxy = make([]float64, n), make([]float64, n), make([]float64, n)
 			}
-			got, want := st.fullSIMD(-0.25, need), ref.full(-0.25, need)
+			got, want := st.fullSIMD(&vc, -0.25, need), ref.full(-0.25, need)
 			if n >= 5 {
 				if !math.IsNaN(got) || !math.IsNaN(want) {
 					t.Fatalf("n %d: loss %v, Go %v: want NaN from the NaN position", n, got, want)
