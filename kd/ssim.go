@@ -373,15 +373,7 @@ func (s *SSIM) run(x, t []float32, shape [4]int, grad []float32, mapOut []float6
 	s.s1 = growF64(s.s1, planes)
 	s.s2 = growF64(s.s2, planes)
 	if norm {
-		s.xinv, s.tinv = growF64(s.xinv, ng), growF64(s.tinv, ng)
-		if cap(s.xext) < ng {
-			s.xext, s.text = make([]extremes, ng), make([]extremes, ng)
-		}
-		s.xext, s.text = s.xext[:ng], s.text[:ng]
-		if !perPlane {
-			minMax(x, ng, gsize*hw, s.xext, s.xinv, grad != nil)
-			minMax(t, ng, gsize*hw, s.text, s.tinv, false)
-		}
+		s.normGroups(x, t, ng, gsize*hw, !perPlane, grad != nil)
 	}
 	gS := -0.5 / count // dLoss/dS where the clamp passes the gradient
 	kernels.ParallelFor(planes, func(a, b int) {
@@ -426,6 +418,21 @@ func (s *SSIM) run(x, t []float32, shape [4]int, grad []float32, mapOut []float6
 		s.normCorrections(x, grad, ng, gsize*hw, gsize)
 	}
 	return loss, nil
+}
+
+// normGroups sizes the per-group normalisation state for ng groups and,
+// when scan is set, fills it from x and t (glen values per group; the
+// student's tie counts when ties is set).
+func (s *SSIM) normGroups(x, t []float32, ng, glen int, scan, ties bool) {
+	s.xinv, s.tinv = growF64(s.xinv, ng), growF64(s.tinv, ng)
+	if cap(s.xext) < ng {
+		s.xext, s.text = make([]extremes, ng), make([]extremes, ng)
+	}
+	s.xext, s.text = s.xext[:ng], s.text[:ng]
+	if scan {
+		minMax(x, ng, glen, s.xext, s.xinv, ties)
+		minMax(t, ng, glen, s.text, s.tinv, false)
+	}
 }
 
 // normCorrections adds the min and max terms of the normalisation's
