@@ -244,9 +244,11 @@ func (d *DDP) batch(b *data.Batch, err error, it int64) (*data.Batch, error) {
 	return b, nil
 }
 
-// reduce averages the losses and, in place, the gradients over the
-// ranks: it waits for the buckets the backward pass started (or, without
-// overlap, reduces every bucket now).
+// reduce averages, in place, the gradients over the ranks (it waits for
+// the buckets the backward pass started or, without overlap, reduces every
+// bucket now), then the losses. The gradients come first in both modes, so
+// that comm_time includes, in both, waiting for the slowest rank to finish
+// its backward pass.
 func (d *DDP) reduce(losses model.Losses, grads [][]float32) (model.Losses, error) {
 	d.Comm, d.CommWait = CommStats{}, 0
 	n := d.W.Size()
@@ -255,13 +257,18 @@ func (d *DDP) reduce(losses model.Losses, grads [][]float32) (model.Losses, erro
 	}
 	t0 := time.Now()
 	defer func() { d.CommWait = time.Since(t0) }()
-	overlapped := d.overlapped
-	d.overlapped = false
-	if overlapped {
+	if d.overlapped {
+		d.overlapped = false
 		var err error
 		if d.Comm, err = d.grads.finish(grads, t0); err != nil {
 			return nil, err
 		}
+	} else {
+		if err := d.grads.Average(grads); err != nil {
+			return nil, err
+		}
+		el := time.Since(t0)
+		d.Comm = CommStats{Time: el, Exposed: el, Buckets: len(d.grads.buckets(lengths(grads)))}
 	}
 	keys := make([]string, 0, len(losses))
 	for k := range losses {
@@ -278,14 +285,6 @@ func (d *DDP) reduce(losses model.Losses, grads [][]float32) (model.Losses, erro
 	out := model.Losses{}
 	for i, k := range keys {
 		out[k] = lv[i] / float64(n)
-	}
-	if !overlapped {
-		t1 := time.Now()
-		if err := d.grads.Average(grads); err != nil {
-			return nil, err
-		}
-		el := time.Since(t1)
-		d.Comm = CommStats{Time: el, Exposed: el, Buckets: len(d.grads.buckets(lengths(grads)))}
 	}
 	return out, nil
 }
