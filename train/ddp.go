@@ -118,8 +118,8 @@ func (d *DDP) agree(err error) error {
 }
 
 // newDDP checks, collectively, that every rank runs the same
-// configuration (by its hash) and that the world size divides the global
-// batch.
+// configuration (by its hash) and gradient allreduce settings, and that
+// the world size divides the global batch.
 func newDDP(w *dist.World, cfg *config.File, hash string) (*DDP, error) {
 	if w == nil {
 		w = dist.Single()
@@ -143,6 +143,11 @@ func newDDP(w *dist.World, cfg *config.File, hash string) (*DDP, error) {
 	if err := data.CheckShard(cfg.Solver.IMSPerBatch, w.Rank(), w.Size()); err != nil {
 		return nil, collectiveError{&config.Error{File: cfg.Path, Path: "solver.ims_per_batch", Msg: err.Error()}}
 	}
+	if w.Size() > 1 {
+		if err := d.checkOverlap(); err != nil {
+			return nil, err
+		}
+	}
 	d.perRank = cfg.Solver.IMSPerBatch / w.Size()
 	return d, nil
 }
@@ -154,7 +159,7 @@ func (d *DDP) Root() bool { return d.W.IsRoot() }
 // SyncBN's statistics reduction and the gradient watch that starts the
 // buckets' allreduce during the backward pass (ddp_overlap.go) on the
 // detector, and returns the number of SyncBN layers.
-func (d *DDP) attach(det *model.FasterRCNN) (int, error) {
+func (d *DDP) attach(det *model.FasterRCNN) int {
 	if det.RPNSample == nil {
 		det.RPNSample = d.sampler(det.Cfg.RPN.BatchSizePerImg, det.Cfg.RPN.PositiveFraction, 0)
 	}
@@ -162,11 +167,9 @@ func (d *DDP) attach(det *model.FasterRCNN) (int, error) {
 		det.RoISample = d.sampler(det.Cfg.RoI.BatchSizePerImg, det.Cfg.RoI.PositiveFraction, 1)
 	}
 	if d.W.Size() == 1 {
-		return 0, nil
+		return 0
 	}
-	if err := d.setOverlap(det); err != nil {
-		return 0, err
-	}
+	d.setOverlap(det)
 	det.NormReduce = func(counts []float32) error {
 		if err := d.W.AllreduceSum(counts); err != nil {
 			return err
@@ -176,7 +179,7 @@ func (d *DDP) attach(det *model.FasterRCNN) (int, error) {
 		}
 		return nil
 	}
-	return det.Body.SetStatReducer(d.W), nil
+	return det.Body.SetStatReducer(d.W)
 }
 
 func mix64(x uint64) uint64 {

@@ -103,19 +103,21 @@ func (d *GradReducer) start(k int, spans []span, grad func(i int) []float32) {
 func (d *GradReducer) finish(grads [][]float32, backwardEnd time.Time) (CommStats, error) {
 	st := &d.step
 	defer func() { st.reqs = st.reqs[:0] }()
+	var firstErr error
+	for _, p := range st.reqs { // every started bucket, before its buffer can be reused
+		if err := p.req.Wait(); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr != nil {
+		return CommStats{}, firstErr
+	}
 	if len(st.reqs) != len(st.spans) || len(st.spans) == 0 || st.spans[0].hi != len(grads) {
 		return CommStats{}, fmt.Errorf("data-parallel: %d of %d gradient buckets started for %d gradients", len(st.reqs), len(st.spans), len(grads))
 	}
 	var cs CommStats
-	var firstErr error
 	inv := 1 / float32(d.W.Size())
 	for _, p := range st.reqs {
-		if err := p.req.Wait(); err != nil {
-			if firstErr == nil {
-				firstErr = err
-			}
-			continue
-		}
 		s, e := p.req.Start, p.req.End
 		cs.Buckets++
 		cs.Time += e.Sub(s)
@@ -133,7 +135,7 @@ func (d *GradReducer) finish(grads [][]float32, backwardEnd time.Time) (CommStat
 			b = b[len(g):]
 		}
 	}
-	return cs, firstErr
+	return cs, nil
 }
 
 func later(a, b time.Time) time.Time {
@@ -176,15 +178,14 @@ func (d *DDP) watch(p *model.Program) ([][]int, func(int)) {
 	}
 }
 
-// setOverlap reads the overlap settings, checks that every rank has the
-// same (the buckets' allreduces must match), starts the world's
-// communication goroutine and installs the gradient watch.
-func (d *DDP) setOverlap(det *model.FasterRCNN) error {
+// checkOverlap reads the overlap settings and checks, collectively, that
+// every rank has the same (the buckets' allreduces must match).
+func (d *DDP) checkOverlap() error {
 	overlap, bucketBytes, err := overlapConfig()
-	mine := fmt.Sprintf("overlap=%v bucket_bytes=%d", overlap, bucketBytes)
 	if err = d.W.Agree(err); err != nil {
 		return collectiveError{err}
 	}
+	mine := fmt.Sprintf("overlap=%v bucket_bytes=%d", overlap, bucketBytes)
 	all, err := d.W.Allgather([]byte(mine))
 	if err != nil {
 		return err
@@ -195,9 +196,14 @@ func (d *DDP) setOverlap(det *model.FasterRCNN) error {
 		}
 	}
 	d.grads.BucketBytes, d.overlap = bucketBytes, overlap
-	if overlap {
+	return nil
+}
+
+// setOverlap starts the world's communication goroutine and installs the
+// gradient watch (when the run overlaps).
+func (d *DDP) setOverlap(det *model.FasterRCNN) {
+	if d.overlap {
 		d.W.EnableAsync()
 		det.GradWatch = d.watch
 	}
-	return nil
 }

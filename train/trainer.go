@@ -133,13 +133,10 @@ func New(opts Options) (*Trainer, error) {
 	}
 	err = t.DDP.rootDo(func() error { return t.start(opts) })
 	if err == nil {
-		var n int
-		if n, err = t.DDP.attach(t.Det); n > 0 {
+		if n := t.DDP.attach(t.Det); n > 0 {
 			t.Log.Info("SyncBN", "layers", n, "ranks", t.DDP.W.Size())
 		}
-		if err == nil {
-			err = t.DDP.syncFromRoot(t)
-		}
+		err = t.DDP.syncFromRoot(t)
 	}
 	if err != nil {
 		t.abandonWorkDir()

@@ -230,6 +230,9 @@ func TestMPIBadInput(t *testing.T) {
 	c := exec.Command("mpirun", append(mpiFlags(), "-np", "1", os.Args[0], "--config", cfg, ":",
 		"-x", "KDTRAIN_AS_MAIN=1", "-np", "1", os.Args[0], "--config", cfg, "--set", "solver.base_lr=0.03")...)
 	check("configs", c, "the ranks run different configurations")
+	c = exec.Command("mpirun", append(mpiFlags(), "-np", "1", os.Args[0], "--config", cfg, ":",
+		"-x", "KDTRAIN_AS_MAIN=1", "-x", "SKD_DDP_BUCKET_BYTES=8192", "-np", "1", os.Args[0], "--config", cfg)...)
+	check("allreduce settings", c, "the ranks' gradient allreduce settings differ")
 
 	// relative dataset paths; rank 1 starts in a directory without them
 	dirA, dirB := t.TempDir(), t.TempDir()
