@@ -243,7 +243,7 @@ func TestMPIBadInput(t *testing.T) {
 		"--set", "data.train.images=set/train", "--set", "data.val.ann=set/annotations/" + filepath.Base(synth.ValAnnotations(synthDir)),
 		"--set", "data.val.images=set/val"}
 	a := append(mpiFlags(), "-np", "1", "--wdir", dirA, os.Args[0])
-	a = append(append(a, rel...), ":", "-x", "KDTRAIN_AS_MAIN=1", "-np", "1", "--wdir", dirB, os.Args[0])
+	a = append(append(a, rel...), ":", "-x", "KDTRAIN_AS_MAIN=1", "-x", "SKD_DDP_BUCKET_BYTES=16384", "-np", "1", "--wdir", dirB, os.Args[0])
 	a = append(a, rel...)
 	check("dataset", exec.Command("mpirun", a...), "rank 1: dataset path")
 }
