@@ -67,6 +67,17 @@ func (d *GradReducer) buckets(lens []int) []span {
 	return out
 }
 
+// Buckets returns how gradients of the given lengths are cut into
+// buckets: each bucket's first and last+1 gradient index, in reduction
+// order (the last gradients first).
+func (d *GradReducer) Buckets(lens []int) [][2]int {
+	var out [][2]int
+	for _, s := range d.buckets(lens) {
+		out = append(out, [2]int{s.lo, s.hi})
+	}
+	return out
+}
+
 // overlapStep is the state of one overlapped step.
 type overlapStep struct {
 	spans []span

@@ -11,7 +11,7 @@
 //
 //	compute  = b * (train_s + teacher_s) / (cores * thread_eff)
 //	allreduce = buckets * 2(N-1) * latency + 2(N-1)/N * grad_bytes / (link * link_eff)
-//	exposed  = max(allreduce / buckets, allreduce - overlap * backward)
+//	exposed  = max(last_share * allreduce, allreduce - overlap * backward)
 //	iteration = compute + exposed,  efficiency = compute / iteration
 //
 // with b = max(1, 16/N) images per node (COCO 1x: a global batch of 16;
@@ -19,8 +19,8 @@
 // 1.44 M images / global batch iterations). The trainer starts each
 // bucket's allreduce as soon as the backward pass has computed it, so
 // the allreduce hides behind the backward pass (overlap: the share of the
-// backward pass it can use, --overlap) except the last bucket's, which
-// starts when the backward pass ends. The "after the backward pass" rows
+// backward pass it can use, --overlap) except the last bucket's (its share
+// of the bytes: last_share), which starts when the backward pass ends. The "after the backward pass" rows
 // (SKD_DDP_OVERLAP=0) are the reference: nothing hidden.
 package main
 
@@ -37,17 +37,18 @@ import (
 )
 
 type params struct {
-	GradBytes  float64 // student gradient bytes (R50-FPN)
-	TrainS     float64 // core-seconds per image: student forward+backward at COCO size
-	TeacherS   float64 // core-seconds per image: teacher forward at COCO size
-	Backward   float64 // share of TrainS spent in the backward pass
-	Cores      int
-	ThreadEff  float64
-	LatencyS   float64
-	LinkEff    float64
-	BucketSize float64
-	Images     float64 // images of the schedule (COCO 1x: 90k x 16)
-	Overlap    float64 // share of the backward pass the allreduce can hide behind
+	GradBytes float64 // student gradient bytes (R50-FPN)
+	TrainS    float64 // core-seconds per image: student forward+backward at COCO size
+	TeacherS  float64 // core-seconds per image: teacher forward at COCO size
+	Backward  float64 // share of TrainS spent in the backward pass
+	Cores     int
+	ThreadEff float64
+	LatencyS  float64
+	LinkEff   float64
+	Buckets   float64 // gradient buckets (R50-FPN at 25 MB: 5)
+	LastShare float64 // the last bucket's share of the gradient bytes
+	Images    float64 // images of the schedule (COCO 1x: 90k x 16)
+	Overlap   float64 // share of the backward pass the allreduce can hide behind
 }
 
 // bench is what scripts/bench_dist.sh writes.
@@ -67,10 +68,13 @@ type bench struct {
 	SmallAllreduce     struct {
 		Seconds   float64 `json:"allreduce_s_median"`
 		GradBytes float64 `json:"grad_bytes"`
+		LastShare float64 `json:"last_bucket_share"`
 	} `json:"quickstart_allreduce"`
 	R50Allreduce struct {
 		Seconds   float64 `json:"allreduce_s_median"`
 		GradBytes float64 `json:"grad_bytes"`
+		Buckets   float64 `json:"buckets"`
+		LastShare float64 `json:"last_bucket_share"`
 	} `json:"r50fpn_allreduce"`
 }
 
@@ -84,13 +88,12 @@ func project(p params, nodes int, gbps, overlap float64) point {
 	b := max(1, 16/nodes)
 	n := float64(nodes)
 	compute := float64(b) * (p.TrainS + p.TeacherS) / (float64(p.Cores) * p.ThreadEff)
-	buckets := math.Ceil(p.GradBytes / p.BucketSize)
 	link := gbps * 1e9 / 8 * p.LinkEff
-	comm := buckets*2*(n-1)*p.LatencyS + 2*(n-1)/n*p.GradBytes/link
+	comm := p.Buckets*2*(n-1)*p.LatencyS + 2*(n-1)/n*p.GradBytes/link
 	backward := float64(b) * p.TrainS * p.Backward / (float64(p.Cores) * p.ThreadEff)
 	exposed := comm
 	if overlap > 0 {
-		exposed = math.Max(comm/buckets, comm-overlap*backward)
+		exposed = math.Max(p.LastShare*comm, comm-overlap*backward)
 	}
 	iter := compute + exposed
 	global := nodes * b
@@ -109,7 +112,8 @@ func main() {
 	flag.Float64Var(&p.ThreadEff, "thread-eff", 0.8, "parallel efficiency of the cores within a node")
 	flag.Float64Var(&p.LatencyS, "latency", 50e-6, "per-message latency (s) of the network")
 	flag.Float64Var(&p.LinkEff, "link-eff", 0.85, "achievable share of the link bandwidth")
-	flag.Float64Var(&p.BucketSize, "bucket", 25<<20, "allreduce bucket bytes")
+	flag.Float64Var(&p.Buckets, "buckets", 5, "gradient buckets (R50-FPN's 166 MB at 25 MB; distbench reports it)")
+	flag.Float64Var(&p.LastShare, "last-bucket-share", 0.126, "the last bucket's share of the gradient bytes (R50-FPN: 20.8 of 165.9 MB; distbench reports it)")
 	flag.Float64Var(&p.Images, "images", 90000*16, "images in the schedule")
 	flag.Float64Var(&p.Overlap, "overlap", 1, "share of the backward pass the gradient allreduce can hide behind (0: none)")
 	benchPath := flag.String("bench", "", "figures measured by scripts/bench_dist.sh (JSON) to check the model against")
@@ -124,7 +128,7 @@ func main() {
 		}
 	}
 	fmt.Fprintf(&md, "Assumptions: %.1f MB of gradients in %.0f buckets, student %.1f core-s/image, teacher forward %.1f core-s/image, %d cores per node at %.0f%% efficiency, latency %.0f us, %.0f%% of the link usable.\n\n",
-		p.GradBytes/1e6, math.Ceil(p.GradBytes/p.BucketSize), p.TrainS, p.TeacherS, p.Cores, 100*p.ThreadEff, p.LatencyS*1e6, 100*p.LinkEff)
+		p.GradBytes/1e6, p.Buckets, p.TrainS, p.TeacherS, p.Cores, 100*p.ThreadEff, p.LatencyS*1e6, 100*p.LinkEff)
 	series := map[string][]plots.Point{}
 	for _, overlap := range []float64{p.Overlap, 0} {
 		if overlap > 0 {
@@ -178,10 +182,13 @@ func check(md *strings.Builder, path string, p *params) error {
 	if b.R50Allreduce.GradBytes > 0 {
 		p.GradBytes = b.R50Allreduce.GradBytes
 	}
+	if b.R50Allreduce.Buckets > 0 {
+		p.Buckets, p.LastShare = b.R50Allreduce.Buckets, b.R50Allreduce.LastShare
+	}
 	a, nb := b.SmallAllreduce.Seconds, math.Max(b.Buckets, 1)
 	predSerial := b.OneRankTwoThreadsS + a
 	backward := p.Backward * b.OneRankTwoThreadsS
-	predExposed := math.Max(a/nb, a-p.Overlap*backward)
+	predExposed := math.Max(b.SmallAllreduce.LastShare*a, a-p.Overlap*backward)
 	pred := b.OneRankTwoThreadsS + predExposed
 	rel := func(x, y float64) float64 { return 100 * (x - y) / y }
 	fmt.Fprintf(md, "Check against this machine (%s): 1 rank x 2 threads %.3f s/it. 2 ranks x 1 thread, %.0f buckets, allreduce after the backward pass: "+
