@@ -132,14 +132,16 @@ func (f *funnel) allgather(b []byte) (out [][]byte, err error) {
 // collective that only the abort ends.
 func (f *funnel) abort(code int) { f.inner.abort(code) }
 
-// finalize runs the library's finalize on the communication goroutine and
-// stops it.
+// finalize waits for the queued collectives, stops the communication
+// goroutine and finalizes the library from the caller's goroutine, as
+// without EnableAsync (the MPI standard asks for MPI_Finalize on the
+// thread that initialised MPI; the communication thread never is).
 func (f *funnel) finalize() error {
 	if f.closed {
 		return nil
 	}
 	f.closed = true
-	err := f.do(f.inner.finalize)
+	f.do(func() error { return nil }) // every job before it has run
 	close(f.jobs)
-	return err
+	return f.inner.finalize()
 }
