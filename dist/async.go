@@ -1,6 +1,7 @@
 package dist
 
 import (
+	"fmt"
 	"runtime"
 	"time"
 )
@@ -49,9 +50,19 @@ type funnel struct {
 	closed bool
 }
 
-func (f *funnel) loop() {
+// loop runs the jobs on one OS thread. With a nice value the thread is
+// never handed back to the Go scheduler (a locked goroutine that exits
+// takes its thread with it), so no other goroutine inherits the priority.
+func (f *funnel) loop(nice int, started chan<- error) {
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	if nice == 0 {
+		defer runtime.UnlockOSThread()
+	}
+	err := setThreadNice(nice)
+	started <- err
+	if err != nil {
+		return
+	}
 	for j := range f.jobs {
 		j()
 	}
@@ -77,13 +88,24 @@ func (f *funnel) do(fn func() error) error { return f.submit(fn).Wait() }
 // returns before its allreduce has finished. Call it once, before the
 // collectives it must order, from the goroutine that drives w (it is not
 // safe against concurrent collectives). With one rank it does nothing.
-func (w *World) EnableAsync() {
+//
+// nice, when not 0, is the communication thread's nice value (Linux):
+// MPI polls the CPU while it waits for the other ranks inside a blocking
+// collective, and an allreduce running beside the compute threads
+// competes with them for the cores; with a positive value it takes the
+// cores mostly when the compute threads leave them idle.
+func (w *World) EnableAsync(nice int) error {
 	if w.Size() == 1 || w.Async() {
-		return
+		return nil
 	}
 	f := &funnel{inner: w.c, jobs: make(chan func(), 64)}
-	go f.loop()
+	started := make(chan error, 1)
+	go f.loop(nice, started)
+	if err := <-started; err != nil {
+		return fmt.Errorf("dist: communication thread: %w", err)
+	}
 	w.c = f
+	return nil
 }
 
 // Async reports whether EnableAsync started the communication goroutine.

@@ -10,9 +10,11 @@ import (
 // while SyncBN reduces its statistics), then runs every collective through
 // the communication goroutine. Each rank issues them in the same order;
 // the funnel must keep that order on every rank.
-func checkAsync(w *World) error {
+func checkAsync(w *World, nice int) error {
 	r, n := w.Rank(), w.Size()
-	w.EnableAsync()
+	if err := w.EnableAsync(nice); err != nil {
+		return err
+	}
 	if w.Async() != (n > 1) {
 		return fmt.Errorf("rank %d: Async() = %v with %d ranks", r, w.Async(), n)
 	}
@@ -59,7 +61,7 @@ func checkAsync(w *World) error {
 func TestLocalAsync(t *testing.T) {
 	for _, n := range []int{1, 2, 3} {
 		runLocal(t, n, func(w *World) error {
-			if err := checkAsync(w); err != nil {
+			if err := checkAsync(w, 0); err != nil {
 				return err
 			}
 			// a second finalize is harmless (the goroutine stopped once)
@@ -73,7 +75,9 @@ func TestLocalAsync(t *testing.T) {
 
 func TestSingleAsyncRunsAtOnce(t *testing.T) {
 	w := Single()
-	w.EnableAsync()
+	if err := w.EnableAsync(0); err != nil {
+		t.Fatal(err)
+	}
 	buf := []float32{3}
 	if err := w.AllreduceSumAsync(buf).Wait(); err != nil || buf[0] != 3 || w.Async() {
 		t.Fatalf("one rank: %v %v async=%v", err, buf, w.Async())

@@ -25,7 +25,7 @@ func TestMPICollectives(t *testing.T) {
 			t.Fatal(err)
 		}
 		// then with the communication goroutine (gradient overlap)
-		if err := checkAsync(w); err != nil {
+		if err := checkAsync(w, 5); err != nil {
 			t.Fatal(err)
 		}
 		if err := w.Finalize(); err != nil {

@@ -26,8 +26,12 @@ import (
 //
 // SKD_DDP_OVERLAP=0 turns the overlap off (every bucket reduced after
 // the backward pass, GradReducer.Average); SKD_DDP_BUCKET_BYTES sets the
-// bucket size (DDP's bucket_cap_mb; default 25 MB). Both are the same
-// on every rank or the ranks' collectives do not match.
+// bucket size (DDP's bucket_cap_mb; default 25 MB). Both must be the same
+// on every rank or the ranks' collectives do not match (checked at
+// start). SKD_DDP_COMM_NICE gives the communication thread a nice value
+// (Linux; dist.World.EnableAsync), so that MPI's polling and the
+// allreduce take the cores mostly when the compute threads leave them
+// idle.
 
 // CommStats is what one step's gradient allreduce cost.
 type CommStats struct {
@@ -156,15 +160,21 @@ func later(a, b time.Time) time.Time {
 	return b
 }
 
-// overlapConfig reads SKD_DDP_OVERLAP and SKD_DDP_BUCKET_BYTES.
-func overlapConfig() (overlap bool, bucketBytes int, err error) {
+// overlapConfig reads SKD_DDP_OVERLAP, SKD_DDP_BUCKET_BYTES and
+// SKD_DDP_COMM_NICE.
+func overlapConfig() (overlap bool, bucketBytes, nice int, err error) {
 	overlap = os.Getenv("SKD_DDP_OVERLAP") != "0"
 	if v := os.Getenv("SKD_DDP_BUCKET_BYTES"); v != "" {
 		if bucketBytes, err = strconv.Atoi(v); err != nil || bucketBytes <= 0 {
-			return false, 0, fmt.Errorf("SKD_DDP_BUCKET_BYTES=%q: want a positive number of bytes", v)
+			return false, 0, 0, fmt.Errorf("SKD_DDP_BUCKET_BYTES=%q: want a positive number of bytes", v)
 		}
 	}
-	return overlap, bucketBytes, nil
+	if v := os.Getenv("SKD_DDP_COMM_NICE"); v != "" {
+		if nice, err = strconv.Atoi(v); err != nil || nice < 0 || nice > 19 {
+			return false, 0, 0, fmt.Errorf("SKD_DDP_COMM_NICE=%q: want a nice value from 0 to 19", v)
+		}
+	}
+	return overlap, bucketBytes, nice, nil
 }
 
 // watch is the detector's GradWatch in an overlapped run: the program's
@@ -192,7 +202,7 @@ func (d *DDP) watch(p *model.Program) ([][]int, func(int)) {
 // checkOverlap reads the overlap settings and checks, collectively, that
 // every rank has the same (the buckets' allreduces must match).
 func (d *DDP) checkOverlap() error {
-	overlap, bucketBytes, err := overlapConfig()
+	overlap, bucketBytes, nice, err := overlapConfig()
 	if err = d.W.Agree(err); err != nil {
 		return collectiveError{err}
 	}
@@ -207,14 +217,19 @@ func (d *DDP) checkOverlap() error {
 		}
 	}
 	d.grads.BucketBytes, d.overlap = bucketBytes, overlap
+	if overlap {
+		// the communication thread starts now, so that its failure is
+		// agreed here
+		if err := d.W.Agree(d.W.EnableAsync(nice)); err != nil {
+			return collectiveError{err}
+		}
+	}
 	return nil
 }
 
-// setOverlap starts the world's communication goroutine and installs the
-// gradient watch (when the run overlaps).
+// setOverlap installs the gradient watch (when the run overlaps).
 func (d *DDP) setOverlap(det *model.FasterRCNN) {
 	if d.overlap {
-		d.W.EnableAsync()
 		det.GradWatch = d.watch
 	}
 }

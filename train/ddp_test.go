@@ -82,7 +82,9 @@ func TestGradReducerOverlapEqualsAverage(t *testing.T) {
 					out[r] = grads
 					return
 				}
-				ws[r].EnableAsync()
+				if err := ws[r].EnableAsync(0); err != nil {
+					t.Error(err)
+				}
 				spans := red.buckets(lengths(grads))
 				for k := range spans {
 					red.start(k, spans, func(i int) []float32 { return grads[i] })
