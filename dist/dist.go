@@ -18,7 +18,10 @@
 //
 // Every collective must be called by every rank in the same order, as in
 // MPI. Sums are taken in rank order, so every rank gets bit-identical
-// results.
+// results. EnableAsync moves every collective onto one communication
+// goroutine, in call order, so that AllreduceSumAsync can run while the
+// caller computes (async.go: the gradient allreduce overlapped with the
+// backward pass).
 package dist
 
 import (

@@ -68,7 +68,10 @@ const chunk = 1 << 28
 
 // mpiComm is MPI_COMM_WORLD. The library is initialised with
 // MPI_THREAD_SERIALIZED: goroutines may move between OS threads, so every
-// call holds mu.
+// call holds mu. After World.EnableAsync every call but MPI_Abort comes
+// from the communication goroutine, locked to one OS thread (not the
+// initialising one, so FUNNELED would not do), in the program's order
+// (async.go).
 type mpiComm struct {
 	mu   sync.Mutex
 	r, n int

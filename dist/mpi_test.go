@@ -9,7 +9,9 @@ import (
 )
 
 // TestMPICollectives starts itself as 3 MPI ranks (mpirun must be on
-// PATH) and checks every collective on each.
+// PATH) and checks every collective on each, first called directly, then
+// through the communication goroutine (EnableAsync) with asynchronous
+// allreduces in flight.
 func TestMPICollectives(t *testing.T) {
 	if os.Getenv("SKD_DIST_CHILD") == "1" {
 		w, err := Init()
@@ -20,6 +22,10 @@ func TestMPICollectives(t *testing.T) {
 			t.Fatalf("world of %d ranks, want 3", w.Size())
 		}
 		if err := checkCollectives(w); err != nil {
+			t.Fatal(err)
+		}
+		// then with the communication goroutine (gradient overlap)
+		if err := checkAsync(w, 5); err != nil {
 			t.Fatal(err)
 		}
 		if err := w.Finalize(); err != nil {

@@ -39,6 +39,8 @@ type Arena struct {
 	Poison bool
 
 	plans []*memPlan
+	// watch is the running machine's group watch (Machine.WatchGroups).
+	watch *watch
 }
 
 // NewArena returns an empty arena; it grows to the largest program planned
@@ -77,6 +79,7 @@ type memPlan struct {
 	ops     []*opBase
 	viewers []ArenaViewer
 	peak    int
+	tape    int // nodes in execution order (inputs included)
 	// released: the arena grew since this plan last ran, so the graph's
 	// bound values point into the old buffer until the next run.
 	released bool
@@ -221,9 +224,10 @@ func (a *Arena) plan(g *G.ExprGraph) (*memPlan, PlanStats, error) {
 		}
 	}
 	st.Values, st.PeakFloats = len(vals), peak
-	mp := &memPlan{g: g, peak: peak}
+	mp := &memPlan{g: g, peak: peak, tape: end}
 	for _, v := range vals {
 		v.op.slot = &memSlot{arena: a, off: v.off, n: v.n}
+		v.op.seq = v.def
 		mp.ops = append(mp.ops, v.op)
 		if av, ok := v.node.Op().(ArenaViewer); ok {
 			mp.viewers = append(mp.viewers, av)

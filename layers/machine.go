@@ -25,6 +25,7 @@ type Machine struct {
 	arena *Arena
 	plan  *memPlan
 	stats PlanStats
+	watch *watch // WatchGroups
 }
 
 // NewMachine compiles g into a TapeMachine whose ops keep their own
@@ -89,7 +90,8 @@ func (m *Machine) Rewinds() bool { return m.pc != nil }
 // figures.
 func (m *Machine) Planned() (PlanStats, bool) { return m.stats, m.plan != nil }
 
-// Run executes the whole program once.
+// Run executes the whole program once (reporting watched groups as they
+// complete, WatchGroups).
 func (m *Machine) Run() error {
 	if m.plan != nil {
 		if err := m.arena.reserve(m.plan.peak, m.plan); err != nil {
@@ -102,7 +104,25 @@ func (m *Machine) Run() error {
 	} else {
 		m.vm.Reset()
 	}
-	return m.vm.RunAll()
+	w := m.watch
+	if w == nil {
+		return m.vm.RunAll()
+	}
+	w.next = 0
+	for k := range w.reported {
+		w.reported[k] = -1
+	}
+	if m.plan != nil {
+		m.arena.watch = w
+	}
+	err := m.vm.RunAll()
+	if m.plan != nil {
+		m.arena.watch = nil
+	}
+	if err == nil {
+		w.finish()
+	}
+	return err
 }
 
 // Close releases the machine (and its place in the arena).

@@ -17,6 +17,7 @@ type opBase struct {
 	id    int
 	cache *tensor.Dense // output used when the register's value does not fit
 	slot  *memSlot      // where a planned program keeps this op's output
+	seq   int           // the op's position in its planned program's tape
 }
 
 func (o *opBase) ReturnsPtr() bool      { return false }
@@ -75,6 +76,10 @@ func shapeOf(v G.Value) tensor.Shape { return v.Shape() }
 // In a planned program (Arena) the output is the op's slot in the arena
 // instead: a view that is rebuilt only when the arena has moved.
 func (o *opBase) out(prealloc G.Value, shape tensor.Shape) *tensor.Dense {
+	if o.slot != nil && o.slot.arena.watch != nil {
+		// every op before this one in the tape has finished
+		o.slot.arena.watch.reached(o.seq)
+	}
 	if s, n := o.slot, shape.TotalSize(); s != nil && n > 0 && n <= s.n {
 		data := s.data()[:n]
 		if o.cache != nil && o.cache.Shape().Eq(shape) {

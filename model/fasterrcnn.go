@@ -47,6 +47,15 @@ type FasterRCNN struct {
 	// one-process gradient of the whole global batch (see train/ddp.go).
 	// The stages apply it (rpn.Stage, roihead.Stage NormReduce).
 	NormReduce func(counts []float32) error
+	// GradWatch, when set before the first training step (data-parallel
+	// training), is asked once per training program for groups of its
+	// parameters (indices into Program.Params) and a function that the
+	// program calls during each training step as soon as a group's
+	// gradients (Program.Gradient) are final: in group order, on the
+	// step's goroutine, while the rest of the backward pass waits
+	// (layers.Machine.WatchGroups). The gradient allreduce of a bucket
+	// starts there, overlapped with the rest of the backward pass.
+	GradWatch func(p *Program) (groups [][]int, ready func(k int))
 
 	programs map[progKey]*Program
 	clock    uint64
@@ -204,6 +213,11 @@ func (d *FasterRCNN) TrainStep(in *Input) (Losses, *Program, error) {
 	}
 	if err := p.setInput(in); err != nil {
 		return nil, nil, err
+	}
+	if d.GradWatch != nil && !p.watched {
+		if err := p.watchGrads(d.GradWatch); err != nil {
+			return nil, nil, err
+		}
 	}
 	if err := p.Machine.Run(); err != nil {
 		return nil, nil, fmt.Errorf("model: training step: %w", err)

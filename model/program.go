@@ -1,6 +1,8 @@
 package model
 
 import (
+	"fmt"
+
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
@@ -31,6 +33,7 @@ type Program struct {
 	Params []*layers.Param
 
 	lastUse uint64
+	watched bool // GradWatch installed
 
 	// per run
 	in        *Input
@@ -159,6 +162,25 @@ func (p *Program) bindImages() error {
 // (p.Params[i]); valid until the next run.
 func (p *Program) Gradient(i int) []float32 {
 	return p.Grads[i].Value().Data().([]float32)
+}
+
+// watchGrads installs the detector's GradWatch on this training program.
+func (p *Program) watchGrads(gw func(*Program) ([][]int, func(int))) error {
+	groups, ready := gw(p)
+	nodes := make([][]*G.Node, len(groups))
+	for k, g := range groups {
+		for _, i := range g {
+			if i < 0 || i >= len(p.Grads) {
+				return fmt.Errorf("model: gradient group %d: parameter %d of %d", k, i, len(p.Grads))
+			}
+			nodes[k] = append(nodes[k], p.Grads[i])
+		}
+	}
+	if err := p.Machine.WatchGroups(nodes, ready); err != nil {
+		return fmt.Errorf("model: watching gradients: %w", err)
+	}
+	p.watched = true
+	return nil
 }
 
 // Proposals returns the last run's proposals per image.

@@ -39,12 +39,12 @@ import (
 //     start identical: rank 0 initialises, loads --weights or resumes, and
 //     broadcasts them.
 //   - Gradients are averaged by allreduce in buckets of about 25 MB
-//     (DDP's bucket_cap_mb), last parameters first, each bucket reduced
-//     by a communication goroutine while the next is packed and the last
-//     unpacked. Gorgonia's TapeMachine runs the whole backward pass as one
-//     call with no per-gradient hook, so the allreduce does not overlap
-//     the backward pass itself (docs/DISTRIBUTED.md). The SGD step then
-//     runs identically on every rank.
+//     (DDP's bucket_cap_mb), last parameters first. Each bucket's
+//     allreduce starts on the world's communication goroutine as soon as
+//     the backward pass has computed its last gradient, overlapped with
+//     the rest of the backward pass (ddp_overlap.go); DataParallel waits
+//     for them after the backward pass. The SGD step then runs
+//     identically on every rank.
 //   - Losses are averaged over ranks before the NaN guard, so every rank
 //     takes the same decision; rank 0 writes the work dir.
 //
@@ -65,11 +65,16 @@ type DDP struct {
 	// iter and offset key the sampler streams of the current step.
 	iter   int64
 	offset int
-	// CommTime is the time the last step spent in gradient and loss
-	// allreduce (on this rank, waiting included).
-	CommTime time.Duration
+	// Comm is what the last step's gradient allreduce cost; CommWait the
+	// time the step spent in DataParallel after the backward pass
+	// (waiting for the allreduces, unpacking, the losses' allreduce).
+	Comm     CommStats
+	CommWait time.Duration
 
 	grads GradReducer
+	// overlapped: this step's buckets were started during the backward
+	// pass (watch); overlap: the detector reports them (GradWatch).
+	overlapped, overlap bool
 }
 
 // GradReducer averages gradients over the ranks of W in buckets of about
@@ -81,6 +86,7 @@ type GradReducer struct {
 	// BucketBytes bounds a bucket (0: the package's BucketBytes).
 	BucketBytes int
 	bufs        [2][]float32
+	step        overlapStep // ddp_overlap.go
 }
 
 // collectiveError is an error every rank returned (agreed through a
@@ -112,13 +118,13 @@ func (d *DDP) agree(err error) error {
 }
 
 // newDDP checks, collectively, that every rank runs the same
-// configuration (by its hash) and that the world size divides the global
-// batch.
+// configuration (by its hash) and gradient allreduce settings, and that
+// the world size divides the global batch.
 func newDDP(w *dist.World, cfg *config.File, hash string) (*DDP, error) {
 	if w == nil {
 		w = dist.Single()
 	}
-	d := &DDP{W: w, seed: cfg.Train.Seed}
+	d := &DDP{W: w, seed: cfg.Train.Seed, grads: GradReducer{W: w}}
 	if w.Size() > 1 {
 		all, err := w.Allgather([]byte(hash))
 		if err != nil {
@@ -137,6 +143,11 @@ func newDDP(w *dist.World, cfg *config.File, hash string) (*DDP, error) {
 	if err := data.CheckShard(cfg.Solver.IMSPerBatch, w.Rank(), w.Size()); err != nil {
 		return nil, collectiveError{&config.Error{File: cfg.Path, Path: "solver.ims_per_batch", Msg: err.Error()}}
 	}
+	if w.Size() > 1 {
+		if err := d.checkOverlap(); err != nil {
+			return nil, err
+		}
+	}
 	d.perRank = cfg.Solver.IMSPerBatch / w.Size()
 	return d, nil
 }
@@ -144,8 +155,10 @@ func newDDP(w *dist.World, cfg *config.File, hash string) (*DDP, error) {
 // Root reports whether this rank writes the work dir.
 func (d *DDP) Root() bool { return d.W.IsRoot() }
 
-// attach installs the sampler streams, the loss-normaliser reduction and
-// SyncBN's statistics reduction on the detector.
+// attach installs the sampler streams, the loss-normaliser reduction,
+// SyncBN's statistics reduction and the gradient watch that starts the
+// buckets' allreduce during the backward pass (ddp_overlap.go) on the
+// detector, and returns the number of SyncBN layers.
 func (d *DDP) attach(det *model.FasterRCNN) int {
 	if det.RPNSample == nil {
 		det.RPNSample = d.sampler(det.Cfg.RPN.BatchSizePerImg, det.Cfg.RPN.PositiveFraction, 0)
@@ -156,6 +169,7 @@ func (d *DDP) attach(det *model.FasterRCNN) int {
 	if d.W.Size() == 1 {
 		return 0
 	}
+	d.setOverlap(det)
 	det.NormReduce = func(counts []float32) error {
 		if err := d.W.AllreduceSum(counts); err != nil {
 			return err
@@ -233,16 +247,32 @@ func (d *DDP) batch(b *data.Batch, err error, it int64) (*data.Batch, error) {
 	return b, nil
 }
 
-// reduce averages the losses and, in place, the gradients over the
-// ranks.
+// reduce averages, in place, the gradients over the ranks (it waits for
+// the buckets the backward pass started or, without overlap, reduces every
+// bucket now), then the losses. The gradients come first in both modes, so
+// that comm_time includes, in both, waiting for the slowest rank to finish
+// its backward pass.
 func (d *DDP) reduce(losses model.Losses, grads [][]float32) (model.Losses, error) {
-	d.CommTime = 0
+	d.Comm, d.CommWait = CommStats{}, 0
 	n := d.W.Size()
 	if n == 1 {
 		return losses, nil
 	}
 	t0 := time.Now()
-	defer func() { d.CommTime = time.Since(t0) }()
+	defer func() { d.CommWait = time.Since(t0) }()
+	if d.overlapped {
+		d.overlapped = false
+		var err error
+		if d.Comm, err = d.grads.finish(grads, t0); err != nil {
+			return nil, err
+		}
+	} else {
+		if err := d.grads.Average(grads); err != nil {
+			return nil, err
+		}
+		el := time.Since(t0)
+		d.Comm = CommStats{Time: el, Exposed: el, Buckets: len(d.grads.buckets(lengths(grads)))}
+	}
 	keys := make([]string, 0, len(losses))
 	for k := range losses {
 		keys = append(keys, k)
@@ -259,11 +289,15 @@ func (d *DDP) reduce(losses model.Losses, grads [][]float32) (model.Losses, erro
 	for i, k := range keys {
 		out[k] = lv[i] / float64(n)
 	}
-	d.grads.W = d.W
-	if err := d.grads.Average(grads); err != nil {
-		return nil, err
-	}
 	return out, nil
+}
+
+func lengths(grads [][]float32) []int {
+	lens := make([]int, len(grads))
+	for i, g := range grads {
+		lens[i] = len(g)
+	}
+	return lens
 }
 
 // same marks err, which every rank met at the same point of the same
@@ -281,20 +315,7 @@ func (d *GradReducer) Average(grads [][]float32) error {
 	if d.W.Size() == 1 {
 		return nil
 	}
-	limit := BucketBytes / 4
-	if d.BucketBytes > 0 {
-		limit = max(d.BucketBytes/4, 1)
-	}
-	type span struct{ lo, hi int } // grads[lo:hi], packed
-	var buckets []span
-	hi, size := len(grads), 0
-	for i := len(grads) - 1; i >= 0; i-- {
-		size += len(grads[i])
-		if size >= limit || i == 0 {
-			buckets = append(buckets, span{i, hi})
-			hi, size = i, 0
-		}
-	}
+	buckets := d.buckets(lengths(grads))
 	inv := 1 / float32(d.W.Size())
 	pack := func(k int) []float32 {
 		b := d.bufs[k%2][:0]

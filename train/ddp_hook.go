@@ -20,14 +20,17 @@ func (*DataParallel) Register(t *Trainer) error {
 	return nil
 }
 
-// AfterBackward averages Step.Losses and Step.Grads over the ranks and
-// records the time spent (Step.CommTime).
+// AfterBackward averages Step.Losses and Step.Grads over the ranks (the
+// gradient buckets' allreduces started during the backward pass) and
+// records the communication times (Step.CommTime, CommExposed, CommWait).
 func (*DataParallel) AfterBackward(t *Trainer) error {
 	l, err := t.DDP.reduce(t.Step.Losses, t.Step.Grads)
 	if err != nil {
 		return err
 	}
-	t.Step.Losses, t.Step.CommTime = l, t.DDP.CommTime.Seconds()
+	t.Step.Losses = l
+	t.Step.CommTime, t.Step.CommExposed = t.DDP.Comm.Time.Seconds(), t.DDP.Comm.Exposed.Seconds()
+	t.Step.CommWait = t.DDP.CommWait.Seconds()
 	return nil
 }
 

@@ -29,18 +29,24 @@ type PeriodicLog struct {
 	HookBase
 	startIter          int64
 	dataTime, stepTime float64
+	// data-parallel communication (Step.CommTime, CommExposed, CommWait)
+	comm, exposed, wait float64
 }
 
 func (*PeriodicLog) Name() string { return "periodic_log" }
 
 func (h *PeriodicLog) BeforeTrain(t *Trainer) error {
 	h.startIter, h.dataTime, h.stepTime = t.State.Iter, 0, 0
+	h.comm, h.exposed, h.wait = 0, 0, 0
 	return nil
 }
 
 func (h *PeriodicLog) AfterStep(t *Trainer) error {
 	h.dataTime += t.Step.DataTime
 	h.stepTime += t.Step.Time
+	h.comm += t.Step.CommTime
+	h.exposed += t.Step.CommExposed
+	h.wait += t.Step.CommWait
 	done, maxIter := t.State.Iter, t.MaxIter()
 	if done%int64(max(t.Cfg.Train.LogPeriod, 1)) != 0 && done != maxIter && t.Step.Iter != h.startIter {
 		return nil
@@ -65,8 +71,10 @@ func (h *PeriodicLog) AfterStep(t *Trainer) error {
 		done, maxIter, l["total"], strings.Join(parts, ", "), lr, sPerIt, dataPerIt, mem, eta.Round(time.Second))
 	rec := map[string]any{"iter": done, "lr": lr, "time": sPerIt, "data_time": dataPerIt, "memory": mem, "grad_norm": gnorm, "elapsed": time.Since(t.started).Seconds()}
 	scal := map[string]float64{"lr": lr, "time": sPerIt, "grad_norm": gnorm}
-	if n := t.DDP.W.Size(); n > 1 {
-		rec["comm_time"], rec["ranks"] = t.Step.CommTime, n
+	if ranks := t.DDP.W.Size(); ranks > 1 {
+		// per iteration since the run started, as "time"
+		rec["comm_time"], rec["comm_exposed"], rec["comm_wait"] = h.comm/n, h.exposed/n, h.wait/n
+		rec["ranks"] = ranks
 	}
 	for k, v := range l {
 		rec[k] = v

@@ -105,9 +105,13 @@ type Step struct {
 	// loading its batch, Time the seconds up to the end of the update.
 	Start          time.Time
 	DataTime, Time float64
-	// CommTime is the seconds spent averaging losses and gradients over
-	// the ranks (DataParallel; 0 with one process).
-	CommTime float64
+	// CommTime is the seconds the communication goroutine spent in the
+	// step's gradient allreduces, CommExposed the part of it after the
+	// backward pass had ended (the rest was hidden behind the backward
+	// pass), CommWait the seconds DataParallel took after the backward
+	// pass (waiting for the allreduces, unpacking the means, the losses'
+	// allreduce). All 0 with one process.
+	CommTime, CommExposed, CommWait float64
 }
 
 // New prepares a run (datasets, detector, work dir, setup.go), registers

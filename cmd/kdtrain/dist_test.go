@@ -168,6 +168,45 @@ func TestDataParallelEqualsOneProcess(t *testing.T) {
 	})
 }
 
+// TestDataParallelOverlapIsBitIdentical: the gradient buckets' allreduce
+// started during the backward pass (buckets of 16 KB: many per step,
+// interleaved with SyncBN's collectives) gives, bit for bit, the losses
+// and weights of the run that reduces every bucket after the backward
+// pass (SKD_DDP_OVERLAP=0); metrics.jsonl reports the communication time,
+// its exposed part and the wait.
+func TestDataParallelOverlapIsBitIdentical(t *testing.T) {
+	for _, norm := range []string{"FrozenBN", "SyncBN"} {
+		t.Run(norm, func(t *testing.T) {
+			t.Setenv("SKD_DDP_BUCKET_BYTES", "16384")
+			sets := append([]string{"model.backbone.norm=" + norm, "model.backbone.train_bn_affine=true"}, equivSets...)
+			t.Setenv("SKD_DDP_OVERLAP", "0")
+			cfg1, work1 := tinySetup(t, "")
+			mustTrain(t, cfg1, sets, 2)
+			t.Setenv("SKD_DDP_OVERLAP", "1")
+			cfg2, work2 := tinySetup(t, "")
+			mustTrain(t, cfg2, sets, 2)
+			compareRuns(t, work1, work2, 0, 0)
+			for name, work := range map[string]string{"after the backward pass": work1, "overlapped": work2} {
+				for it, m := range readMetrics(t, work) {
+					if m.CommTime == nil || m.CommExposed == nil || m.CommWait == nil {
+						t.Fatalf("%s, iteration %d: no comm_time / comm_exposed / comm_wait", name, it)
+					}
+					c, e := *m.CommTime, *m.CommExposed
+					if c <= 0 || e < 0 || e > c*(1+1e-9) || *m.CommWait <= 0 {
+						t.Errorf("%s, iteration %d: comm_time %g, comm_exposed %g, comm_wait %g", name, it, c, e, *m.CommWait)
+					}
+					if it == 10 {
+						t.Logf("%s, iterations 1-10: comm_time %.3g s, comm_exposed %.3g s, comm_wait %.3g s per iteration", name, c, e, *m.CommWait)
+					}
+					if work == work1 && e != c {
+						t.Errorf("without overlap every allreduce is exposed: comm_time %g, comm_exposed %g", c, e)
+					}
+				}
+			}
+		})
+	}
+}
+
 // TestDataParallelBadInput: a world size that does not divide the batch and
 // ranks with different configurations fail on every rank with the same
 // error, before anything is written.

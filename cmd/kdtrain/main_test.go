@@ -81,6 +81,10 @@ type metric struct {
 	Cls    float64  `json:"loss_classifier"`
 	BoxReg float64  `json:"loss_box_reg"`
 	RPNBox float64  `json:"loss_rpn_box_reg"`
+	// data-parallel runs
+	CommTime    *float64 `json:"comm_time"`
+	CommExposed *float64 `json:"comm_exposed"`
+	CommWait    *float64 `json:"comm_wait"`
 }
 
 func readMetrics(t *testing.T, workDir string) map[int64]metric {

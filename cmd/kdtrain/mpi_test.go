@@ -31,8 +31,11 @@ func mpirun(t *testing.T, np int, args ...string) *exec.Cmd {
 	return exec.Command("mpirun", append(a, args...)...)
 }
 
+// mpiFlags: gradient buckets of 16 KB, so that every multi-rank test
+// reduces many buckets during the backward pass (the tiny detector's
+// gradients would fit one 25 MB bucket).
 func mpiFlags() []string {
-	return []string{"--oversubscribe", "--allow-run-as-root", "-x", "KDTRAIN_AS_MAIN=1", "-x", "GOMAXPROCS=1"}
+	return []string{"--oversubscribe", "--allow-run-as-root", "-x", "KDTRAIN_AS_MAIN=1", "-x", "GOMAXPROCS=1", "-x", "SKD_DDP_BUCKET_BYTES=16384"}
 }
 
 func runOK(t *testing.T, c *exec.Cmd) string {
@@ -74,6 +77,30 @@ func TestMPIEqualsOneProcess(t *testing.T) {
 			t.Logf("%s: largest relative loss difference %.2g", norm, worst)
 		})
 	}
+}
+
+// TestMPIOverlapIsBitIdentical: with real MPI ranks (every collective on
+// the communication thread, bucket allreduces in flight while SyncBN
+// reduces its statistics), the overlapped run equals, bit for bit, the one
+// that reduces the gradients after the backward pass.
+func TestMPIOverlapIsBitIdentical(t *testing.T) {
+	sets := append([]string{"model.backbone.norm=SyncBN", "model.backbone.train_bn_affine=true"}, equivSets...)
+	var flags []string
+	for _, s := range sets {
+		flags = append(flags, "--set", s)
+	}
+	cfg1, work1 := tinySetup(t, "")
+	c := mpirun(t, 2, append([]string{"--config", cfg1}, flags...)...)
+	c.Args = append(c.Args[:1], append([]string{"-x", "SKD_DDP_OVERLAP=0"}, c.Args[1:]...)...)
+	runOK(t, c)
+	cfg2, work2 := tinySetup(t, "")
+	runOK(t, mpirun(t, 2, append([]string{"--config", cfg2}, flags...)...))
+	compareRuns(t, work1, work2, 0, 0)
+	m := readMetrics(t, work2)[10]
+	if m.CommTime == nil || m.CommExposed == nil || *m.CommExposed > *m.CommTime {
+		t.Fatalf("overlapped run's communication record: %+v", m)
+	}
+	t.Logf("overlapped: comm_time %.3g s, comm_exposed %.3g s, comm_wait %.3g s per iteration", *m.CommTime, *m.CommExposed, *m.CommWait)
 }
 
 // TestMPIEvaluation: 2 ranks evaluating their shards of the val split give
@@ -203,6 +230,9 @@ func TestMPIBadInput(t *testing.T) {
 	c := exec.Command("mpirun", append(mpiFlags(), "-np", "1", os.Args[0], "--config", cfg, ":",
 		"-x", "KDTRAIN_AS_MAIN=1", "-np", "1", os.Args[0], "--config", cfg, "--set", "solver.base_lr=0.03")...)
 	check("configs", c, "the ranks run different configurations")
+	c = exec.Command("mpirun", append(mpiFlags(), "-np", "1", os.Args[0], "--config", cfg, ":",
+		"-x", "KDTRAIN_AS_MAIN=1", "-x", "SKD_DDP_BUCKET_BYTES=8192", "-np", "1", os.Args[0], "--config", cfg)...)
+	check("allreduce settings", c, "the ranks' gradient allreduce settings differ")
 
 	// relative dataset paths; rank 1 starts in a directory without them
 	dirA, dirB := t.TempDir(), t.TempDir()
@@ -213,7 +243,7 @@ func TestMPIBadInput(t *testing.T) {
 		"--set", "data.train.images=set/train", "--set", "data.val.ann=set/annotations/" + filepath.Base(synth.ValAnnotations(synthDir)),
 		"--set", "data.val.images=set/val"}
 	a := append(mpiFlags(), "-np", "1", "--wdir", dirA, os.Args[0])
-	a = append(append(a, rel...), ":", "-x", "KDTRAIN_AS_MAIN=1", "-np", "1", "--wdir", dirB, os.Args[0])
+	a = append(append(a, rel...), ":", "-x", "KDTRAIN_AS_MAIN=1", "-x", "SKD_DDP_BUCKET_BYTES=16384", "-np", "1", "--wdir", dirB, os.Args[0])
 	a = append(a, rel...)
 	check("dataset", exec.Command("mpirun", a...), "rank 1: dataset path")
 }
