@@ -6,6 +6,8 @@
 # first-third against last-third maximum shows whether it stays flat).
 # Run it on a quiet machine:
 #   bash scripts/bench_realsize_detect.sh [IMAGES=100] [THREADS=2]
+# TORCH_IMAGES=K runs torchvision on the first K images only (about 10 s
+# each on 2 cores); kddetect always runs all of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-100}; threads=${2:-2}
@@ -15,7 +17,7 @@ go build -o bin/ ./cmd/kddetect ./cmd/kddata
 bin/kddata synth --out $set_dir --sizes coco --train 0 --val "$n" --seed 9 >/dev/null
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(date -u +%Y-%m-%dT%H:%MZ); $n images, $threads threads"
 tmp=$(mktemp -d)
-/usr/bin/python3 scripts/bench_realsize_detect_torch.py --images $set_dir/val --save $tmp/w.pth --threads $threads | tee $tmp/torch.log
+/usr/bin/python3 scripts/bench_realsize_detect_torch.py --images $set_dir/val --save $tmp/w.pth --threads $threads --limit "${TORCH_IMAGES:-0}" | tee $tmp/torch.log
 start=$(date +%s.%N)
 GOMAXPROCS=$threads /usr/bin/time -f %M -o $tmp/maxrss bin/kddetect --config configs/torchvision/fasterrcnn_resnet50_fpn.yaml \
   --weights $tmp/w.pth --images $set_dir/val --out $tmp/res.json --quiet > $tmp/go.log 2>&1 &

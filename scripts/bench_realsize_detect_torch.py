@@ -21,6 +21,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--images", required=True)
 ap.add_argument("--save", required=True)
 ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--limit", type=int, default=0, help="only the first N images (sorted names); 0: all")
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 model = torchvision.models.detection.fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None)
@@ -38,6 +39,8 @@ def rss_mb():
 
 
 files = sorted(f for f in os.listdir(a.images) if f.endswith(".jpg"))
+if a.limit > 0:
+    files = files[:a.limit]
 times, rss, dets = [], [], 0
 for f in files:
     x = read_image(os.path.join(a.images, f)).float() / 255
